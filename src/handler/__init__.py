@@ -1,0 +1,1 @@
+"""The provider's front door: CloudFormation requests in, CloudFormation answers out."""

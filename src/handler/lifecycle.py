@@ -1,0 +1,155 @@
+"""Create, Update and Delete of a Custom::EbsSnapshot, called by ``app`` through crhelper.
+
+Create and replacing Updates start an upload execution and defer the answer: the execution's
+Respond state answers CloudFormation within seconds of the snapshot being ``completed``.
+Tags-only Updates and Deletes answer at once. Delete touches only snapshots this provider made.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from handler import sfn
+from handler.properties import parse_properties
+from uploader import aws, config, tags
+from uploader.errors import InvalidProperty
+from uploader.spec import Request, SnapshotSpec
+
+logger = Logger(service="ebs-snapshot-provider", child=True)
+
+SNAPSHOT_ID = re.compile(r"^snap-[0-9a-f]{8,17}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The provider deployment this handler belongs to (from template.yaml's environment)."""
+
+    state_machine_arn: str
+    provider_name: str
+    allowed_buckets: tuple[str, ...]
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        buckets = tuple(b.strip() for b in os.environ.get("ALLOWED_IMAGE_BUCKETS", "").split(",") if b.strip())
+        return cls(os.environ["STATE_MACHINE_ARN"], os.environ["PROVIDER_NAME"], buckets)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to tell CloudFormation now; ``deferred`` means the execution will answer instead."""
+
+    physical_resource_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    deferred: bool = False
+
+
+def create(event: dict[str, Any], settings: Settings) -> Answer:
+    spec = validated_spec(event, settings)
+    return start_upload(event, spec, settings)
+
+
+def update(event: dict[str, Any], settings: Settings) -> Answer:
+    spec = validated_spec(event, settings)
+    current_id = str(event.get("PhysicalResourceId", ""))
+    snapshot = aws.describe_snapshot(current_id) if SNAPSHOT_ID.match(current_id) else None
+    if snapshot is not None and is_ours(snapshot, settings) and tag(snapshot, tags.CONTENT) == spec.content_key():
+        # Same bytes, size, encryption and description: only tags can differ, and EC2 retags in place.
+        retag(current_id, snapshot, spec.tags)
+        logger.info("Updated tags in place", snapshot_id=current_id)
+        return Answer(current_id, attributes_from_snapshot(snapshot))
+    logger.info("Update replaces the snapshot", snapshot_id=current_id)
+    return start_upload(event, spec, settings)
+
+
+def delete(event: dict[str, Any], settings: Settings) -> Answer:
+    physical_id = str(event.get("PhysicalResourceId", ""))
+    if not SNAPSHOT_ID.match(physical_id):
+        logger.info("Delete of a resource that never became a snapshot: nothing to do", physical_resource_id=physical_id)
+        return Answer(physical_id)
+    snapshot = aws.describe_snapshot(physical_id)
+    if snapshot is None:
+        logger.info("Snapshot already gone", snapshot_id=physical_id)
+        return Answer(physical_id)
+    if not is_ours(snapshot, settings):
+        logger.warning("Snapshot not created by this provider: left alone", snapshot_id=physical_id)
+        return Answer(physical_id)
+    if snapshot.get("State") == "pending":
+        # A Create may still be running (a rollback deletes while creating): stop it first.
+        sfn.stop_upload(sfn.execution_arn(settings.state_machine_arn, str(tag(snapshot, tags.REQUEST))), "Deleted by CloudFormation")
+    aws.delete_snapshot(physical_id)
+    logger.info("Snapshot deleted", snapshot_id=physical_id)
+    return Answer(physical_id)
+
+
+def validated_spec(event: dict[str, Any], settings: Settings) -> SnapshotSpec:
+    spec = parse_properties(event.get("ResourceProperties", {}))
+    if settings.allowed_buckets and not any(fnmatch.fnmatchcase(spec.image_bucket, p) for p in settings.allowed_buckets):
+        raise InvalidProperty(
+            f"ImageBucket {spec.image_bucket} is not one this provider may read; allowed: "
+            f"{', '.join(settings.allowed_buckets)} (template parameter ImageBuckets)"
+        )
+    return spec
+
+
+def start_upload(event: dict[str, Any], spec: SnapshotSpec, settings: Settings) -> Answer:
+    request = Request(
+        request_type=str(event["RequestType"]),
+        request_id=str(event["RequestId"]),
+        stack_id=str(event["StackId"]),
+        logical_resource_id=str(event["LogicalResourceId"]),
+        response_url=str(event["ResponseURL"]),
+        physical_resource_id=event.get("PhysicalResourceId"),
+        deadline=time.time() + config.EXECUTION_BUDGET_SECONDS,
+    )
+    arn = sfn.start_upload(settings.state_machine_arn, request.client_token, {"request": request.to_dict(), "spec": spec.to_dict()})
+    logger.info("Upload started", execution_arn=arn, **request.log_keys())
+    return Answer(request.physical_resource_id or "", deferred=True)
+
+
+def attributes(result: dict[str, Any]) -> dict[str, Any]:
+    """GetAtt attributes from a Finish result (snake_case) in CloudFormation's names."""
+    return {
+        "SnapshotId": result["snapshot_id"],
+        "VolumeSize": result["volume_size_gib"],
+        "ImageSize": result["image_size"],
+        "BlockCount": result["block_count"],
+        "BlocksWritten": result["blocks_written"],
+        "BlocksSkipped": result["block_count"] - result["blocks_written"],
+        "Checksum": result["checksum"],
+    }
+
+
+def attributes_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    stored = json.loads(tag(snapshot, tags.RESULT) or "{}")
+    return attributes(
+        {
+            "snapshot_id": snapshot["SnapshotId"],
+            "volume_size_gib": snapshot["VolumeSize"],
+            "image_size": stored.get("i", 0),
+            "block_count": stored.get("b", 0),
+            "blocks_written": stored.get("w", 0),
+            "checksum": stored.get("c", ""),
+        }
+    )
+
+
+def retag(snapshot_id: str, snapshot: dict[str, Any], wanted: dict[str, str]) -> None:
+    current = tags.user_tags(snapshot.get("Tags", []))
+    aws.delete_tags(snapshot_id, [key for key in current if key not in wanted])
+    aws.create_tags(snapshot_id, {k: v for k, v in wanted.items() if current.get(k) != v})
+
+
+def is_ours(snapshot: dict[str, Any], settings: Settings) -> bool:
+    return tag(snapshot, tags.MANAGED_BY) == settings.provider_name
+
+
+def tag(snapshot: dict[str, Any], key: str) -> str | None:
+    return tags.tag_value(snapshot.get("Tags", []), key)

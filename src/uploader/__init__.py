@@ -1,0 +1,1 @@
+"""The data path: plan -> write ranges -> finish -> wait, with abort on failure."""

@@ -1,0 +1,315 @@
+"""The only S3, EBS and EC2 calls of the provider, each with timeouts and one retry budget.
+
+botocore's own retries are off: ``call`` is the single place that decides whether an error is
+retryable (throttling, 5xx, timeouts, a just-started snapshot not yet visible) or fatal, so retries
+are never nested. Callers get either the result or a ``ProviderError`` that names what failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from urllib3.exceptions import ProtocolError
+
+from uploader import config
+from uploader.errors import AwsCallExhausted, AwsCallFailed, ProviderError, SnapshotInUse
+
+T = TypeVar("T")
+
+RETRYABLE_CODES = frozenset(
+    {
+        "RequestThrottledException",
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalServerException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+# A public uploader saw this ValidationException once and it succeeded on retry.
+RETRYABLE_MESSAGES = ("Failed to read block data",)
+NETWORK_ERRORS = (
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ResponseStreamingError,
+    ProtocolError,
+)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """One client per service per process; boto3 clients are thread-safe.
+
+    The pool is sized for the writer threads so no thread waits for a connection.
+    """
+    hot_path = service == "ebs"
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        config=Config(
+            connect_timeout=config.CONNECT_TIMEOUT_SECONDS,
+            read_timeout=config.READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=config.WRITER_THREADS + 4,
+            # Parameters on the block path are built by this code; validating them costs CPU per block.
+            parameter_validation=not hot_path,
+        ),
+    )
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
+
+
+def is_retryable(error: Exception, *, snapshot_visible_after: float | None = None) -> bool:
+    """Classify one failed attempt. ``snapshot_visible_after`` is the epoch time until which a
+    "snapshot does not exist" answer is expected (just after StartSnapshot) and so retryable."""
+    if isinstance(error, NETWORK_ERRORS):
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    code = error_code(error)
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in RETRYABLE_CODES or status >= 500:
+        return True
+    message = error_message(error)
+    if any(text in message for text in RETRYABLE_MESSAGES):
+        return True
+    if code == "ResourceNotFoundException" and snapshot_visible_after is not None:
+        return time.time() < snapshot_visible_after
+    return False
+
+
+def call(
+    what: str,
+    attempt: Callable[[], T],
+    *,
+    snapshot_visible_after: float | None = None,
+    budget_seconds: float = config.CALL_BUDGET_SECONDS,
+    max_attempts: int = config.CALL_MAX_ATTEMPTS,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails fatally, or the retry budget is spent.
+
+    ``what`` completes the sentence "Failed to ..." in error messages, e.g.
+    "put block 4097 of snap-0123". Backoff is exponential with full jitter.
+    """
+    deadline = time.monotonic() + budget_seconds
+    for attempt_number in range(1, max_attempts + 1):
+        try:
+            return attempt()
+        except ProviderError:
+            raise
+        except Exception as error:  # noqa: BLE001 - classified just below
+            if not is_retryable(error, snapshot_visible_after=snapshot_visible_after):
+                raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
+            delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
+            if attempt_number == max_attempts or time.monotonic() + delay > deadline:
+                raise AwsCallExhausted(
+                    f"Failed to {what}: still failing after {attempt_number} attempts: {describe(error)}"
+                ) from error
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return f"{error_code(error)}: {error_message(error)}".rstrip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+
+def head_object(bucket: str, key: str) -> dict[str, Any]:
+    """HEAD an object; raises ``AwsCallFailed`` carrying the code (404 NotFound, 403 ...)."""
+    return call(f"read s3://{bucket}/{key}", lambda: client("s3").head_object(Bucket=bucket, Key=key))
+
+
+def get_object_range(bucket: str, key: str, first_byte: int, last_byte: int, etag: str | None) -> bytes:
+    """Bytes ``first_byte..last_byte`` (inclusive) of an object, pinned to ``etag`` when given
+    so an object replaced mid-upload fails instead of mixing two images."""
+
+    def attempt() -> bytes:
+        extra = {"IfMatch": etag} if etag else {}
+        response = client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes={first_byte}-{last_byte}", **extra)
+        data: bytes = response["Body"].read()
+        return data
+
+    return call(f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}", attempt)
+
+
+def put_object(bucket: str, key: str, body: bytes) -> None:
+    call(f"write s3://{bucket}/{key}", lambda: client("s3").put_object(Bucket=bucket, Key=key, Body=body))
+
+
+def get_object_if_exists(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such key."""
+
+    def attempt() -> bytes | None:
+        try:
+            data: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return data
+
+    return call(f"read s3://{bucket}/{key}", attempt)
+
+
+def delete_prefix(bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix`` (the per-execution work files)."""
+    paginator = client("s3").get_paginator("list_objects_v2")
+    for page in call(f"list s3://{bucket}/{prefix}", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix))):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            call(
+                f"delete objects under s3://{bucket}/{prefix}",
+                lambda keys=keys: client("s3").delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}),
+            )
+
+
+# --- EBS direct ----------------------------------------------------------------------------
+
+
+def start_snapshot(**parameters: Any) -> dict[str, Any]:
+    response: dict[str, Any] = call("start snapshot", lambda: client("ebs").start_snapshot(**parameters))
+    return response
+
+
+def put_snapshot_block(
+    snapshot_id: str, block_index: int, data: bytes, checksum: str, *, snapshot_visible_after: float
+) -> None:
+    call(
+        f"put block {block_index} of {snapshot_id}",
+        lambda: client("ebs").put_snapshot_block(
+            SnapshotId=snapshot_id,
+            BlockIndex=block_index,
+            BlockData=data,
+            DataLength=len(data),
+            Checksum=checksum,
+            ChecksumAlgorithm="SHA256",
+        ),
+        snapshot_visible_after=snapshot_visible_after,
+    )
+
+
+def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str) -> str:
+    response = call(
+        f"complete snapshot {snapshot_id}",
+        lambda: client("ebs").complete_snapshot(
+            SnapshotId=snapshot_id,
+            ChangedBlocksCount=changed_blocks_count,
+            Checksum=checksum,
+            ChecksumAlgorithm="SHA256",
+            ChecksumAggregationMethod="LINEAR",
+        ),
+    )
+    return str(response["Status"])
+
+
+# --- EC2 -----------------------------------------------------------------------------------
+
+
+def describe_snapshot(snapshot_id: str) -> dict[str, Any] | None:
+    """The snapshot as EC2 sees it, or None when it does not exist."""
+
+    def attempt() -> dict[str, Any] | None:
+        try:
+            snapshots = client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+        except ClientError as error:
+            if error_code(error) in ("InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed"):
+                return None
+            raise
+        return dict(snapshots[0]) if snapshots else None
+
+    return call(f"describe snapshot {snapshot_id}", attempt)
+
+
+def snapshots_tagged(key: str, value: str) -> list[dict[str, Any]]:
+    """Snapshots of this account carrying tag ``key=value``."""
+
+    def attempt() -> list[dict[str, Any]]:
+        pages = client("ec2").get_paginator("describe_snapshots").paginate(
+            OwnerIds=["self"], Filters=[{"Name": f"tag:{key}", "Values": [value]}]
+        )
+        return [dict(snapshot) for page in pages for snapshot in page["Snapshots"]]
+
+    return call(f"list snapshots tagged {key}={value}", attempt)
+
+
+def delete_snapshot(snapshot_id: str) -> bool:
+    """Delete a snapshot; False when it was already gone. Raises ``SnapshotInUse`` naming the
+    AMIs when an image still uses it."""
+
+    def attempt() -> bool:
+        try:
+            client("ec2").delete_snapshot(SnapshotId=snapshot_id)
+        except ClientError as error:
+            if error_code(error) == "InvalidSnapshot.NotFound":
+                return False
+            if error_code(error) == "InvalidSnapshot.InUse":
+                users = ", ".join(images_using(snapshot_id)) or "an AMI"
+                raise SnapshotInUse(f"Failed to delete snapshot {snapshot_id}: it is in use by {users}; deregister the image first") from error
+            raise
+        return True
+
+    return call(f"delete snapshot {snapshot_id}", attempt)
+
+
+def images_using(snapshot_id: str) -> list[str]:
+    """AMI ids whose block device mappings use the snapshot."""
+
+    def attempt() -> list[str]:
+        images = client("ec2").describe_images(
+            Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot_id]}]
+        )["Images"]
+        return [str(image["ImageId"]) for image in images]
+
+    return call(f"list images using {snapshot_id}", attempt)
+
+
+def create_tags(snapshot_id: str, tags: dict[str, str]) -> None:
+    if tags:
+        call(
+            f"tag snapshot {snapshot_id}",
+            lambda: client("ec2").create_tags(
+                Resources=[snapshot_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            ),
+        )
+
+
+def delete_tags(snapshot_id: str, keys: list[str]) -> None:
+    if keys:
+        call(
+            f"untag snapshot {snapshot_id}",
+            lambda: client("ec2").delete_tags(Resources=[snapshot_id], Tags=[{"Key": k} for k in keys]),
+        )

@@ -1,0 +1,58 @@
+"""Every tunable of the data path, with the evidence for its value.
+
+Timing nests, innermost first, each bound inside the next:
+one SDK attempt (connect + read timeout) < one call's retry budget < one Lambda (timeout in
+template.yaml) < one state's Retry < the execution's deadline < CloudFormation's ServiceTimeout.
+"""
+
+from __future__ import annotations
+
+# --- Per-call timeouts and the single retry budget (see aws.py) -----------------------------
+# Public uploaders settled on ~5 s connect, ~12 s read, ~120 s per operation
+# (shared/reference/ebs-direct-api.md, "Timeouts that public tools settled on").
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 12
+CALL_MAX_ATTEMPTS = 10
+CALL_BUDGET_SECONDS = 120
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 8.0
+# PutSnapshotBlock may say "snapshot does not exist" right after StartSnapshot; the EBS team's
+# advice (coldsnap PR #56) is to keep retrying for up to about two minutes.
+SNAPSHOT_VISIBILITY_GRACE_SECONDS = 120
+
+# --- StartSnapshot ---------------------------------------------------------------------------
+# EBS cancels a pending snapshot after this many idle minutes; our whole run fits in CloudFormation's
+# hour, so a longer value would only keep a dead snapshot around longer.
+SNAPSHOT_TIMEOUT_MINUTES = 60
+
+# --- Planning: how the image is cut into ranges, one worker Lambda per range -----------------
+# A range is the unit of a Map item. 8,192 blocks (4 GiB) takes ~33 s at a fair share of the
+# 1,000 blocks/s per-snapshot limit split 8 ways (~125 blocks/s), and stays far from Lambda's
+# 15 minutes even at a tenth of that. 64 TiB then needs 16,384 items, read from S3.
+MAX_RANGE_BLOCKS = 8_192
+# Below 64 blocks (32 MiB) a range costs more in Lambda start-up than it saves.
+MIN_RANGE_BLOCKS = 64
+# Several ranges per worker keep all workers busy to the end when ranges finish unevenly.
+RANGES_PER_WORKER = 4
+# Default Map MaxConcurrency; template.yaml's MaxWorkers parameter overrides it for planning.
+DEFAULT_MAX_WORKERS = 8
+
+# --- Inside one worker -----------------------------------------------------------------------
+# Concurrent PutSnapshotBlock calls per worker: at ~60 ms a call, 32 threads give ~500 calls/s,
+# enough for one worker to use the whole per-snapshot limit when the others are idle.
+WRITER_THREADS = 32
+# One ranged S3 GET feeds this many blocks (4 MiB). Peak buffer memory per worker is about
+# WRITER_THREADS x READ_CHUNK_BLOCKS x 512 KiB = 128 MiB, whatever the image size.
+READ_CHUNK_BLOCKS = 8
+
+# --- Waiting for "completed" ----------------------------------------------------------------
+# (seconds waited so far, seconds until the next look), first match wins. Small images complete
+# within seconds, so CloudFormation hears within ~2 s; a long wait costs at most ~400 loop
+# iterations (~3,600 history events) before the deadline, far from the 25,000 limit.
+POLL_SCHEDULE = ((600, 10), (60, 5), (0, 2))
+# The execution gives up (and deletes the snapshot) if it is not completed by the deadline the
+# handler sets: request time plus this, safely inside CloudFormation's one hour.
+EXECUTION_BUDGET_SECONDS = 55 * 60
+
+# --- Where the workers leave per-block digests ----------------------------------------------
+WORK_PREFIX = "executions"

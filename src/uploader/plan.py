@@ -1,0 +1,171 @@
+"""Plan: HEAD the image, size the volume, cut the image into ranges and start the snapshot.
+
+Called by the state machine's Plan state through ``app.plan``. The range maths is pure
+(``plan_ranges``); AWS calls go through ``aws``, which retries them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from uploader import aws, config, geometry, tags
+from uploader.errors import AwsCallFailed, ImageEmpty, ImageNotFound, VolumeTooSmall
+from uploader.spec import Request, SnapshotSpec
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker and Finish need; small, so it fits any state (see tests)."""
+
+    snapshot_id: str
+    image_bucket: str
+    image_key: str
+    image_etag: str
+    image_size: int
+    block_count: int
+    volume_size_gib: int
+    encrypted: bool
+    skip_zero_blocks: bool
+    snapshot_started_at: float
+    range_blocks: int
+    range_count: int
+    work_bucket: str
+    work_prefix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        return cls(**data)
+
+    def range_span(self, index: int) -> tuple[int, int]:
+        """(first block, block count) of range ``index``."""
+        return range_span(index, self.range_blocks, self.block_count)
+
+    def report_key(self, index: int) -> str:
+        return f"{self.work_prefix}ranges/{index:08d}.bin"
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{self.work_prefix}ranges.json"
+
+
+def plan_ranges(block_count: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> tuple[int, int]:
+    """(blocks per range, number of ranges) for an image spanning ``block_count`` blocks.
+
+    Aims at ``RANGES_PER_WORKER`` ranges per worker, within ``MIN_RANGE_BLOCKS`` and
+    ``MAX_RANGE_BLOCKS``, rounded to whole read chunks (see config.py).
+    """
+    if block_count <= 0:
+        return config.MIN_RANGE_BLOCKS, 0
+    wanted = -(-block_count // (max_workers * config.RANGES_PER_WORKER))
+    range_blocks = min(config.MAX_RANGE_BLOCKS, max(config.MIN_RANGE_BLOCKS, wanted))
+    range_blocks = -(-range_blocks // config.READ_CHUNK_BLOCKS) * config.READ_CHUNK_BLOCKS
+    return range_blocks, -(-block_count // range_blocks)
+
+
+def range_span(index: int, range_blocks: int, block_count: int) -> tuple[int, int]:
+    first = index * range_blocks
+    return first, min(range_blocks, block_count - first)
+
+
+def manifest(range_count: int) -> list[dict[str, int]]:
+    """The Map's items: one small object per range; workers derive the span from the Job."""
+    return [{"index": index} for index in range(range_count)]
+
+
+def choose_volume_size(spec: SnapshotSpec, image_size: int) -> int:
+    needed = geometry.smallest_volume_gib(image_size)
+    if needed > geometry.MAX_VOLUME_SIZE_GIB:
+        raise VolumeTooSmall(
+            f"Image s3://{spec.image_bucket}/{spec.image_key} is {image_size} bytes, larger than the "
+            f"largest EBS volume ({geometry.MAX_VOLUME_SIZE_GIB} GiB)"
+        )
+    if spec.volume_size_gib is None:
+        return needed
+    if spec.volume_size_gib < needed:
+        raise VolumeTooSmall(
+            f"VolumeSize {spec.volume_size_gib} GiB cannot hold image s3://{spec.image_bucket}/{spec.image_key} "
+            f"of {image_size} bytes; it needs at least {needed} GiB"
+        )
+    return spec.volume_size_gib
+
+
+def run(
+    spec: SnapshotSpec,
+    request: Request,
+    *,
+    execution_name: str,
+    work_bucket: str,
+    provider_name: str,
+    max_workers: int,
+) -> Job:
+    """Plan the upload and start the snapshot; returns the ``Job`` the other states share."""
+    image = head_image(spec)
+    image_size = int(image["ContentLength"])
+    if image_size == 0:
+        raise ImageEmpty(f"Image s3://{spec.image_bucket}/{spec.image_key} is empty (0 bytes)")
+    etag = str(image.get("ETag", ""))
+    volume_size_gib = choose_volume_size(spec, image_size)
+    block_count = geometry.blocks_spanned(image_size)
+    range_blocks, range_count = plan_ranges(block_count, max_workers)
+
+    started = start_snapshot(spec, request, volume_size_gib, tags.source_identity(spec.image_bucket, spec.image_key, etag), provider_name)
+    encrypted = bool(started.get("SseType") not in (None, "none") or spec.encrypted or spec.kms_key_arn)
+    job = Job(
+        snapshot_id=str(started["SnapshotId"]),
+        image_bucket=spec.image_bucket,
+        image_key=spec.image_key,
+        image_etag=etag,
+        image_size=image_size,
+        block_count=block_count,
+        volume_size_gib=volume_size_gib,
+        encrypted=encrypted,
+        # An unwritten block of an encrypted snapshot does not read as zeros (coldsnap #395).
+        skip_zero_blocks=not encrypted,
+        snapshot_started_at=time.time(),
+        range_blocks=range_blocks,
+        range_count=range_count,
+        work_bucket=work_bucket,
+        work_prefix=f"{config.WORK_PREFIX}/{execution_name}/",
+    )
+    aws.put_object(work_bucket, job.manifest_key, json.dumps(manifest(range_count)).encode())
+    return job
+
+
+def head_image(spec: SnapshotSpec) -> dict[str, Any]:
+    try:
+        return aws.head_object(spec.image_bucket, spec.image_key)
+    except AwsCallFailed as error:
+        raise ImageNotFound(
+            f"Image s3://{spec.image_bucket}/{spec.image_key} cannot be read: {error.__cause__ and aws.describe(error.__cause__)}"
+        ) from error
+
+
+def start_snapshot(
+    spec: SnapshotSpec, request: Request, volume_size_gib: int, source: str, provider_name: str
+) -> dict[str, Any]:
+    provider_tags = {
+        tags.MANAGED_BY: provider_name,
+        tags.REQUEST: request.client_token,
+        tags.SOURCE: source,
+        tags.CONTENT: spec.content_key(),
+        tags.RESOURCE: tags.resource_name(request.stack_id, request.logical_resource_id),
+    }
+    parameters: dict[str, Any] = {
+        "VolumeSize": volume_size_gib,
+        "ClientToken": request.client_token,
+        "Timeout": config.SNAPSHOT_TIMEOUT_MINUTES,
+        "Tags": [{"Key": k, "Value": v} for k, v in {**spec.tags, **provider_tags}.items()],
+    }
+    if spec.description:
+        parameters["Description"] = spec.description
+    if spec.encrypted or spec.kms_key_arn:
+        parameters["Encrypted"] = True
+    if spec.kms_key_arn:
+        parameters["KmsKeyArn"] = spec.kms_key_arn
+    return aws.start_snapshot(**parameters)
