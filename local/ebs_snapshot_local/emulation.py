@@ -26,6 +26,7 @@ from botocore.config import Config
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.s3.models import FakeKey
 
 from ebs_snapshot_local import strict_ebs, template
 from ebs_snapshot_local.cfn_endpoint import ResponseEndpoint
@@ -81,6 +82,9 @@ class LocalEmulation:
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # The interpreter logs every failed state at ERROR; executions' histories say the same.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        serve_object_ranges_without_copying_whole_objects()
         self.server.start()
         host, port = self.server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -94,6 +98,8 @@ class LocalEmulation:
                 "AWS_SESSION_TOKEN": "testing",
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
+                # No stock AMIs and their snapshots: the account holds only what tests make.
+                "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
             }
         )
         requests.post(
@@ -249,8 +255,14 @@ class LocalEmulation:
         return self.endpoint.wait_for(request_id, timeout_seconds)
 
     def snapshots(self) -> list[dict[str, Any]]:
-        """Every snapshot in the emulated account."""
-        return list(self.client("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"])
+        """Every snapshot the provider made (they carry its managed-by tag), in any state."""
+        from uploader import tags
+
+        return list(
+            self.client("ec2").describe_snapshots(
+                OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": [tags.MANAGED_BY]}]
+            )["Snapshots"]
+        )
 
     def executions(self) -> list[dict[str, Any]]:
         assert self.deployment is not None
@@ -263,6 +275,28 @@ class LocalEmulation:
             if time.monotonic() > deadline:
                 raise TimeoutError("Upload executions still running")
             time.sleep(0.2)
+
+
+def serve_object_ranges_without_copying_whole_objects() -> None:
+    """moto reads a whole object for every ranged GET (400 MiB copied to serve 4 MiB), which
+    makes the emulation, not the uploader, the bottleneck. Keep one copy per object version."""
+    if getattr(FakeKey, "_emulation_caches_value", False):
+        return
+    plain = FakeKey.value
+
+    def cached_value(key: FakeKey) -> bytes:
+        value = key.__dict__.get("_emulation_value")
+        if value is None:
+            value = plain.fget(key)
+            key.__dict__["_emulation_value"] = value
+        return value  # type: ignore[no-any-return]
+
+    def set_value(key: FakeKey, new_value: bytes) -> None:
+        key.__dict__.pop("_emulation_value", None)
+        plain.fset(key, new_value)  # type: ignore[misc]
+
+    FakeKey.value = property(cached_value, set_value)  # type: ignore[assignment,method-assign]
+    FakeKey._emulation_caches_value = True  # type: ignore[attr-defined]
 
 
 def placeholder_zip() -> bytes:

@@ -1,0 +1,78 @@
+# Every target sets up what it needs on a fresh clone. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_SAM := .venv-sam
+BIN := $(VENV)/bin
+IMAGE ?=
+# sam build needs the Lambda runtime's interpreter (python3.13) on PATH.
+PY313 := $(shell command -v python3.13 2>/dev/null || ls -d /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+
+.PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build bench clean
+
+help:
+	@echo "make demo [IMAGE=path]  run the main job locally on a real disk image (systemd-repart), verified byte for byte"
+	@echo "make test               lint, type-check, unit and integration tests, sam validate --lint, sam build"
+	@echo "make bench              benchmarks (benchmarks/)"
+
+$(BIN)/activate: requirements-dev.txt src/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(BIN)/activate
+
+$(VENV_SAM)/bin/activate: requirements-sam.txt
+	$(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/pip install --quiet --upgrade pip
+	$(VENV_SAM)/bin/pip install --quiet -r requirements-sam.txt
+	touch $(VENV_SAM)/bin/activate
+
+setup: $(BIN)/activate
+
+# The demo image is built with systemd-repart, which formats with mkfs.ext4 and mkfs.vfat (+ mtools).
+system-deps:
+	@missing=""; for t in systemd-repart mkfs.ext4 mkfs.vfat mcopy; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing what the demo image needs (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq systemd e2fsprogs dosfstools mtools >/dev/null; \
+	  else echo "Run as root or install: systemd-repart e2fsprogs dosfstools mtools" >&2; exit 1; fi; \
+	fi
+
+demo: setup $(if $(IMAGE),,system-deps)
+	$(BIN)/ebs-snapshot-local demo $(if $(IMAGE),--image $(IMAGE))
+
+lint: setup
+	$(BIN)/ruff check src local tests benchmarks
+	$(BIN)/ruff format --check src local tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit -q
+
+integration: setup system-deps
+	$(BIN)/pytest tests/integration -q
+
+sam-validate: setup $(VENV_SAM)/bin/activate
+	SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam validate --lint --region eu-west-1
+	$(BIN)/cfn-lint template.yaml
+
+sam-build: $(VENV_SAM)/bin/activate
+	@test -n "$(PY313)" || { echo "python3.13 not found: sam build needs the Lambda runtime's Python on PATH" >&2; exit 1; }
+	PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam build --build-dir .aws-sam/build
+	@! find .aws-sam/build -maxdepth 2 -type d \( -name moto -o -name ebs_snapshot_local \) | grep . || { echo "emulation code leaked into a Lambda package" >&2; exit 1; }
+
+pytest: setup system-deps
+	$(BIN)/pytest tests
+
+test: lint typecheck pytest sam-validate sam-build
+
+bench: setup system-deps
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) $(VENV_SAM) .aws-sam out .pytest_cache .mypy_cache .ruff_cache
