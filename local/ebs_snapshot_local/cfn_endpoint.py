@@ -18,7 +18,7 @@ class ResponseEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+            def do_PUT(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 request_key = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
@@ -29,7 +29,7 @@ class ResponseEndpoint:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -43,7 +43,7 @@ class ResponseEndpoint:
         self.server.server_close()
 
     def url_for(self, request_id: str) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = str(self.server.server_address[0]), self.server.server_address[1]
         # Shaped like the presigned S3 URL CloudFormation sends, signature and all.
         return f"http://{host}:{port}/cloudformation-custom-resource-response/{request_id}?X-Amz-Signature=local-secret"
 

@@ -116,7 +116,8 @@ def run_demo(image: Path | None, size_mib: int, out: TextIO, log_file: Path | No
         data = response["Data"]
         snapshot_id = response["PhysicalResourceId"]
         say(f"Snapshot:       {snapshot_id} (VolumeSize {data['VolumeSize']} GiB)")
-        say(f"Blocks:         {data['BlocksWritten']:,} written, {data['BlocksSkipped']:,} skipped as all-zero, of {data['BlockCount']:,}")
+        written, skipped, total = data["BlocksWritten"], data["BlocksSkipped"], data["BlockCount"]
+        say(f"Blocks:         {written:,} written, {skipped:,} skipped as all-zero, of {total:,}")
         say(f"Checksum:       {data['Checksum']} (LINEAR, accepted by CompleteSnapshot)")
         say(f"Create -> SUCCESS in {elapsed:.1f} s: {image_size / elapsed / 2**20:.1f} MiB/s end to end")
 

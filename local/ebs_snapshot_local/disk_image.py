@@ -28,7 +28,7 @@ def build_repart_image(path: Path, *, size_mib: int = 400) -> Path:
     for tool in ("systemd-repart", "mkfs.ext4", "mkfs.vfat", "mcopy"):
         if shutil.which(tool) is None:
             raise ImageToolMissing(
-                f"{tool} is required to build the demo image (Debian: apt-get install systemd-repart e2fsprogs dosfstools mtools); "
+                f"{tool} is required to build the demo image (Debian: apt-get install systemd e2fsprogs dosfstools mtools); "
                 "or pass --image PATH with a raw image of your own"
             )
     with tempfile.TemporaryDirectory(prefix="repart-") as work:
@@ -66,7 +66,10 @@ def add_esp_files(image: Path, work: Path) -> None:
     source = work / "BOOTAA64.EFI"
     source.write_bytes(b"MZ" + bytes(range(256)) * 4096)  # a 1 MiB stand-in for a boot loader
     target = f"{image}@@{offset}"
-    for command in (["mmd", "-i", target, "::/EFI", "::/EFI/BOOT"], ["mcopy", "-i", target, str(source), "::/EFI/BOOT/BOOTAA64.EFI"]):
+    for command in (
+        ["mmd", "-i", target, "::/EFI", "::/EFI/BOOT"],
+        ["mcopy", "-i", target, str(source), "::/EFI/BOOT/BOOTAA64.EFI"],
+    ):
         subprocess.run(command, capture_output=True, text=True, check=True)
 
 

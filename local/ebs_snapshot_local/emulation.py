@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import json
+import logging
 import os
 import time
 import uuid
@@ -129,7 +129,7 @@ class LocalEmulation:
 
     def client(self, service: str) -> Any:
         return boto3.client(
-            service,  # type: ignore[call-overload]
+            service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
             config=Config(retries={"total_max_attempts": 1}, read_timeout=120),
@@ -142,8 +142,7 @@ class LocalEmulation:
         resources: dict[str, Any] = cfn["Resources"]
         globals_ = cfn.get("Globals", {}).get("Function", {})
         parameters = {
-            name: self.parameters.get(name, spec.get("Default", ""))
-            for name, spec in cfn.get("Parameters", {}).items()
+            name: self.parameters.get(name, spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()
         }
         refs: dict[str, Any] = {
             "AWS::StackName": self.stack_name,
@@ -151,7 +150,9 @@ class LocalEmulation:
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
             **{
-                name: [v for v in str(value).split(",") if v] if cfn["Parameters"][name]["Type"] == "CommaDelimitedList" else value
+                name: [v for v in str(value).split(",") if v]
+                if cfn["Parameters"][name]["Type"] == "CommaDelimitedList"
+                else value
                 for name, value in parameters.items()
             },
         }
@@ -259,9 +260,9 @@ class LocalEmulation:
         from uploader import tags
 
         return list(
-            self.client("ec2").describe_snapshots(
-                OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": [tags.MANAGED_BY]}]
-            )["Snapshots"]
+            self.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": [tags.MANAGED_BY]}])[
+                "Snapshots"
+            ]
         )
 
     def executions(self) -> list[dict[str, Any]]:
@@ -282,7 +283,7 @@ def serve_object_ranges_without_copying_whole_objects() -> None:
     makes the emulation, not the uploader, the bottleneck. Keep one copy per object version."""
     if getattr(FakeKey, "_emulation_caches_value", False):
         return
-    plain = FakeKey.value
+    plain: Any = FakeKey.__dict__["value"]
 
     def cached_value(key: FakeKey) -> bytes:
         value = key.__dict__.get("_emulation_value")
@@ -293,7 +294,7 @@ def serve_object_ranges_without_copying_whole_objects() -> None:
 
     def set_value(key: FakeKey, new_value: bytes) -> None:
         key.__dict__.pop("_emulation_value", None)
-        plain.fset(key, new_value)  # type: ignore[misc]
+        plain.fset(key, new_value)
 
     FakeKey.value = property(cached_value, set_value)  # type: ignore[assignment,method-assign]
     FakeKey._emulation_caches_value = True  # type: ignore[attr-defined]

@@ -90,7 +90,9 @@ class StrictEbs:
         with self.lock:
             snapshot = self.snapshots.get(snapshot_id)
             if snapshot is None or self.ec2_snapshot(snapshot) is None:
-                raise EbsError("ResourceNotFoundException", f"The snapshot '{snapshot_id}' does not exist.", "SNAPSHOT_NOT_FOUND", 404)
+                raise EbsError(
+                    "ResourceNotFoundException", f"The snapshot '{snapshot_id}' does not exist.", "SNAPSHOT_NOT_FOUND", 404
+                )
             return snapshot
 
     def count(self, operation: str) -> None:
@@ -167,7 +169,10 @@ class StrictEbs:
         self.count("PutSnapshotBlock")
         snapshot = self.existing(snapshot_id)
         if snapshot.status != "pending":
-            raise validation(f"The snapshot '{snapshot_id}' is {snapshot.status}, not pending; blocks cannot be written.", "INVALID_SNAPSHOT_ID")
+            raise validation(
+                f"The snapshot '{snapshot_id}' is {snapshot.status}, not pending; blocks cannot be written.",
+                "INVALID_SNAPSHOT_ID",
+            )
         index = int(block_index)
         if not 0 <= index < snapshot.volume_size_gib * BLOCKS_PER_GIB:
             raise validation(
@@ -176,7 +181,9 @@ class StrictEbs:
                 "INVALID_BLOCK",
             )
         if data_length is None or int(data_length) != BLOCK_SIZE:
-            raise validation(f"DataLength {data_length} is invalid: the only supported size is {BLOCK_SIZE}.", "INVALID_PARAMETER_VALUE")
+            raise validation(
+                f"DataLength {data_length} is invalid: the only supported size is {BLOCK_SIZE}.", "INVALID_PARAMETER_VALUE"
+            )
         if len(data) != BLOCK_SIZE:
             raise validation(f"The block data is {len(data)} bytes; DataLength says {data_length}.", "INVALID_PARAMETER_VALUE")
         if algorithm != "SHA256":
@@ -188,7 +195,9 @@ class StrictEbs:
             snapshot.blocks[index] = (bytes(data), digest)
         return base64.b64encode(digest).decode()
 
-    def complete_snapshot(self, snapshot_id: str, changed_blocks_count: Any, checksum: Any, algorithm: Any, aggregation: Any) -> str:
+    def complete_snapshot(
+        self, snapshot_id: str, changed_blocks_count: Any, checksum: Any, algorithm: Any, aggregation: Any
+    ) -> str:
         self.count("CompleteSnapshot")
         snapshot = self.existing(snapshot_id)
         with self.lock:
@@ -204,7 +213,9 @@ class StrictEbs:
                     raise validation("Only SHA256 checksums with LINEAR aggregation are supported.", "INVALID_PARAMETER_VALUE")
                 aggregate = hashlib.sha256(b"".join(snapshot.blocks[i][1] for i in sorted(snapshot.blocks))).digest()
                 if checksum != base64.b64encode(aggregate).decode():
-                    raise validation(f"The aggregate checksum {checksum} does not match the blocks written.", "INVALID_PARAMETER_VALUE")
+                    raise validation(
+                        f"The aggregate checksum {checksum} does not match the blocks written.", "INVALID_PARAMETER_VALUE"
+                    )
             snapshot.status = "completing"
         timer = threading.Timer(self.settings.completion_delay_seconds, self.mark_completed, args=(snapshot,))
         timer.daemon = True
@@ -222,7 +233,9 @@ class StrictEbs:
         self.count("ListSnapshotBlocks")
         snapshot = self.existing(snapshot_id)
         if snapshot.status != "completed":
-            raise validation(f"The snapshot '{snapshot_id}' is {snapshot.status}; only completed snapshots can be read.", "INVALID_SNAPSHOT_ID")
+            raise validation(
+                f"The snapshot '{snapshot_id}' is {snapshot.status}; only completed snapshots can be read.", "INVALID_SNAPSHOT_ID"
+            )
         start = int(next_token) if next_token else int(starting_index or 0)
         limit = int(max_results or 10_000)
         with self.lock:
@@ -241,7 +254,9 @@ class StrictEbs:
         self.count("GetSnapshotBlock")
         snapshot = self.existing(snapshot_id)
         if snapshot.status != "completed":
-            raise validation(f"The snapshot '{snapshot_id}' is {snapshot.status}; only completed snapshots can be read.", "INVALID_SNAPSHOT_ID")
+            raise validation(
+                f"The snapshot '{snapshot_id}' is {snapshot.status}; only completed snapshots can be read.", "INVALID_SNAPSHOT_ID"
+            )
         index = int(block_index)
         if token != block_token(snapshot_id, index) or index not in snapshot.blocks:
             raise validation(f"The block token for block {index} is invalid.", "INVALID_BLOCK_TOKEN")
@@ -259,7 +274,16 @@ def install(strict: StrictEbs) -> None:
     def start_snapshot(self: EBSResponse) -> ActionResult:
         params = {
             name: self._get_param(name)
-            for name in ("VolumeSize", "ParentSnapshotId", "Tags", "Description", "ClientToken", "Encrypted", "KmsKeyArn", "Timeout")
+            for name in (
+                "VolumeSize",
+                "ParentSnapshotId",
+                "Tags",
+                "Description",
+                "ClientToken",
+                "Encrypted",
+                "KmsKeyArn",
+                "Timeout",
+            )
             if self._get_param(name) is not None
         }
         snapshot = strict.start_snapshot(self.current_account, self.region, params)

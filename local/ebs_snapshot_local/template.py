@@ -48,7 +48,8 @@ CfnLoader.add_multi_constructor("!", _construct)
 
 def load(path: Path) -> dict[str, Any]:
     with path.open() as handle:
-        return yaml.load(handle, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+        loaded: dict[str, Any] = yaml.load(handle, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return loaded
 
 
 class Resolver:
@@ -69,7 +70,7 @@ class Resolver:
             return value
         if len(value) != 1:
             return {k: self.resolve(v) for k, v in value.items()}
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return self.refs[arg]
         if key == "Fn::GetAtt":

@@ -20,7 +20,7 @@ from uploader.spec import Request
 logger = Logger(service="ebs-snapshot-provider")
 
 
-class DeferringCfnResource(CfnResource):  # type: ignore[misc]
+class DeferringCfnResource(CfnResource):
     """crhelper, with two changes: a handler may defer the answer to the upload execution, and
     every answer goes through ``cfn_response`` (bounded retries, URL never logged)."""
 
@@ -34,14 +34,15 @@ class DeferringCfnResource(CfnResource):  # type: ignore[misc]
         self.deferred = False
         super().__call__(event, context)
 
+    # crhelper's stubs leave out its private methods, hence the ignores below.
     def _cfn_response(self, event: dict[str, Any]) -> None:
         if self.deferred:
             logger.info("Answer deferred to the upload execution")
             return
-        super()._cfn_response(event)
+        super()._cfn_response(event)  # type: ignore[misc]
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
-        super()._send(status, reason, send_response=lambda url, body, _verify: cfn_response.send(url, body))
+        super()._send(status, reason, send_response=lambda url, body, _verify: cfn_response.send(url, body))  # type: ignore[misc]
 
 
 helper = DeferringCfnResource()
@@ -53,17 +54,17 @@ def _answer(answer: lifecycle.Answer) -> str:
     return answer.physical_resource_id
 
 
-@helper.create  # type: ignore[misc]
+@helper.create
 def _on_create(event: dict[str, Any], _context: Any) -> str:
     return _answer(lifecycle.create(event, lifecycle.Settings.from_environment()))
 
 
-@helper.update  # type: ignore[misc]
+@helper.update
 def _on_update(event: dict[str, Any], _context: Any) -> str:
     return _answer(lifecycle.update(event, lifecycle.Settings.from_environment()))
 
 
-@helper.delete  # type: ignore[misc]
+@helper.delete
 def _on_delete(event: dict[str, Any], _context: Any) -> str:
     return _answer(lifecycle.delete(event, lifecycle.Settings.from_environment()))
 

@@ -11,6 +11,7 @@ import json
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -37,7 +38,7 @@ def response_body(
     """A CloudFormation response; Reason keeps its tail when long (the cause is usually last)."""
     if len(reason) > MAX_REASON_CHARS:
         reason = "..." + reason[-(MAX_REASON_CHARS - 3) :]
-    body = {
+    body: dict[str, Any] = {
         "Status": status,
         "Reason": reason or status,
         "PhysicalResourceId": physical_resource_id,
@@ -55,13 +56,14 @@ def response_body(
 
 def send(response_url: str, body: dict[str, Any]) -> None:
     """PUT ``body`` to ``response_url`` with bounded retries; raises when every attempt fails."""
+    if urllib.parse.urlsplit(response_url).scheme not in ("https", "http"):
+        raise ValueError("ResponseURL must be an http(s) URL")
     payload = json.dumps(body).encode()
+    headers = {"Content-Type": "", "Content-Length": str(len(payload))}
     for attempt in range(1, ATTEMPTS + 1):
-        request = urllib.request.Request(
-            response_url, data=payload, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(payload))}
-        )
+        request = urllib.request.Request(response_url, data=payload, method="PUT", headers=headers)  # noqa: S310 - scheme checked
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 - URL from CloudFormation
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 - scheme checked
                 logger.info(
                     "Answered CloudFormation",
                     status=body["Status"],

@@ -83,7 +83,9 @@ def delete(event: dict[str, Any], settings: Settings) -> Answer:
         return Answer(physical_id)
     if snapshot.get("State") == "pending":
         # A Create may still be running (a rollback deletes while creating): stop it first.
-        sfn.stop_upload(sfn.execution_arn(settings.state_machine_arn, str(tag(snapshot, tags.REQUEST))), "Deleted by CloudFormation")
+        sfn.stop_upload(
+            sfn.execution_arn(settings.state_machine_arn, str(tag(snapshot, tags.REQUEST))), "Deleted by CloudFormation"
+        )
     aws.delete_snapshot(physical_id)
     logger.info("Snapshot deleted", snapshot_id=physical_id)
     return Answer(physical_id)
@@ -109,8 +111,10 @@ def start_upload(event: dict[str, Any], spec: SnapshotSpec, settings: Settings) 
         physical_resource_id=event.get("PhysicalResourceId"),
         deadline=time.time() + config.EXECUTION_BUDGET_SECONDS,
     )
-    arn = sfn.start_upload(settings.state_machine_arn, request.client_token, {"request": request.to_dict(), "spec": spec.to_dict()})
-    logger.info("Upload started", execution_arn=arn, **request.log_keys())
+    arn = sfn.start_upload(
+        settings.state_machine_arn, request.client_token, {"request": request.to_dict(), "spec": spec.to_dict()}
+    )
+    logger.info("Upload started", extra={"execution_arn": arn, **request.log_keys()})
     return Answer(request.physical_resource_id or "", deferred=True)
 
 

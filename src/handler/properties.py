@@ -102,7 +102,8 @@ def parse_kms_key_arn(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not KMS_KEY_ARN.match(value):
         raise InvalidProperty(
-            f"KmsKeyArn {value!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); aliases and bare key ids are not accepted"
+            f"KmsKeyArn {value!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); "
+            "aliases and bare key ids are not accepted"
         )
     return value
 

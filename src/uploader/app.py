@@ -14,7 +14,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from uploader import abort as abort_step
-from uploader import config, finish as finish_step, plan as plan_step, wait, write
+from uploader import config, wait, write
+from uploader import finish as finish_step
+from uploader import plan as plan_step
 from uploader.spec import Request, SnapshotSpec
 
 logger = Logger(service="ebs-snapshot-provider")
@@ -63,7 +65,7 @@ def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = plan_step.Job.from_dict(event["job"])
     logger.append_keys(snapshot_id=job.snapshot_id)
     result = finish_step.finish(job)
-    logger.info("Snapshot completion requested", **result.to_dict())
+    logger.info("Snapshot completion requested", extra=result.to_dict())
     return result.to_dict()
 
 
@@ -74,7 +76,7 @@ def check_snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     status = wait.check_snapshot(
         event["snapshot_id"], deadline=float(event["deadline"]), waiting_since=float(event["waiting_since"])
     )
-    logger.info("Snapshot state", **status)
+    logger.info("Snapshot state", extra=status)
     return status
 
 

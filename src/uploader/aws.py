@@ -68,7 +68,7 @@ def client(service: str) -> Any:
     """
     hot_path = service == "ebs"
     return boto3.client(
-        service,  # type: ignore[call-overload]
+        service,
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         config=Config(
             connect_timeout=config.CONNECT_TIMEOUT_SECONDS,
@@ -127,7 +127,7 @@ def call(
             return attempt()
         except ProviderError:
             raise
-        except Exception as error:  # noqa: BLE001 - classified just below
+        except Exception as error:
             if not is_retryable(error, snapshot_visible_after=snapshot_visible_after):
                 raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
             delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
@@ -188,13 +188,20 @@ def get_object_if_exists(bucket: str, key: str) -> bytes | None:
 def delete_prefix(bucket: str, prefix: str) -> None:
     """Delete every object under ``prefix`` (the per-execution work files)."""
     paginator = client("s3").get_paginator("list_objects_v2")
-    for page in call(f"list s3://{bucket}/{prefix}", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix))):
+    pages: list[dict[str, Any]] = call(
+        f"list s3://{bucket}/{prefix}", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix))
+    )
+    for page in pages:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
-            call(
-                f"delete objects under s3://{bucket}/{prefix}",
-                lambda keys=keys: client("s3").delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}),
-            )
+            delete_objects(bucket, keys)
+
+
+def delete_objects(bucket: str, keys: list[dict[str, str]]) -> None:
+    call(
+        f"delete {len(keys)} objects from s3://{bucket}",
+        lambda: client("s3").delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}),
+    )
 
 
 # --- EBS direct ----------------------------------------------------------------------------
@@ -205,9 +212,7 @@ def start_snapshot(**parameters: Any) -> dict[str, Any]:
     return response
 
 
-def put_snapshot_block(
-    snapshot_id: str, block_index: int, data: bytes, checksum: str, *, snapshot_visible_after: float
-) -> None:
+def put_snapshot_block(snapshot_id: str, block_index: int, data: bytes, checksum: str, *, snapshot_visible_after: float) -> None:
     call(
         f"put block {block_index} of {snapshot_id}",
         lambda: client("ebs").put_snapshot_block(
@@ -258,8 +263,10 @@ def snapshots_tagged(key: str, value: str) -> list[dict[str, Any]]:
     """Snapshots of this account carrying tag ``key=value``."""
 
     def attempt() -> list[dict[str, Any]]:
-        pages = client("ec2").get_paginator("describe_snapshots").paginate(
-            OwnerIds=["self"], Filters=[{"Name": f"tag:{key}", "Values": [value]}]
+        pages = (
+            client("ec2")
+            .get_paginator("describe_snapshots")
+            .paginate(OwnerIds=["self"], Filters=[{"Name": f"tag:{key}", "Values": [value]}])
         )
         return [dict(snapshot) for page in pages for snapshot in page["Snapshots"]]
 
@@ -278,7 +285,9 @@ def delete_snapshot(snapshot_id: str) -> bool:
                 return False
             if error_code(error) == "InvalidSnapshot.InUse":
                 users = ", ".join(images_using(snapshot_id)) or "an AMI"
-                raise SnapshotInUse(f"Failed to delete snapshot {snapshot_id}: it is in use by {users}; deregister the image first") from error
+                raise SnapshotInUse(
+                    f"Failed to delete snapshot {snapshot_id}: it is in use by {users}; deregister the image first"
+                ) from error
             raise
         return True
 
@@ -301,9 +310,7 @@ def create_tags(snapshot_id: str, tags: dict[str, str]) -> None:
     if tags:
         call(
             f"tag snapshot {snapshot_id}",
-            lambda: client("ec2").create_tags(
-                Resources=[snapshot_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            ),
+            lambda: client("ec2").create_tags(Resources=[snapshot_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]),
         )
 
 

@@ -55,7 +55,9 @@ def finish(job: Job) -> Result:
     if missing:
         spans = ", ".join(f"range {i} (blocks {job.range_span(i)[0]}..{sum(job.range_span(i)) - 1})" for i in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise IncompleteUpload(f"Snapshot {job.snapshot_id}: {len(missing)} of {job.range_count} ranges never reported: {spans}{more}")
+        raise IncompleteUpload(
+            f"Snapshot {job.snapshot_id}: {len(missing)} of {job.range_count} ranges never reported: {spans}{more}"
+        )
     written = checksum.block_count
     aggregate = checksum.value() if written else ""
 
@@ -85,7 +87,7 @@ def read_reports(job: Job) -> Iterator[tuple[int, digests.RangeReport | None]]:
         for start in range(0, job.range_count, READ_WINDOW):
             indexes = range(start, min(job.range_count, start + READ_WINDOW))
             fetched = pool.map(lambda i: aws.get_object_if_exists(job.work_bucket, job.report_key(i)), indexes)
-            for index, data in zip(indexes, fetched):
+            for index, data in zip(indexes, fetched, strict=True):
                 if data is None:
                     yield index, None
                     continue

@@ -114,7 +114,9 @@ def run(
     block_count = geometry.blocks_spanned(image_size)
     range_blocks, range_count = plan_ranges(block_count, max_workers)
 
-    started = start_snapshot(spec, request, volume_size_gib, tags.source_identity(spec.image_bucket, spec.image_key, etag), provider_name)
+    started = start_snapshot(
+        spec, request, volume_size_gib, tags.source_identity(spec.image_bucket, spec.image_key, etag), provider_name
+    )
     encrypted = bool(started.get("SseType") not in (None, "none") or spec.encrypted or spec.kms_key_arn)
     job = Job(
         snapshot_id=str(started["SnapshotId"]),
@@ -142,13 +144,11 @@ def head_image(spec: SnapshotSpec) -> dict[str, Any]:
         return aws.head_object(spec.image_bucket, spec.image_key)
     except AwsCallFailed as error:
         raise ImageNotFound(
-            f"Image s3://{spec.image_bucket}/{spec.image_key} cannot be read: {error.__cause__ and aws.describe(error.__cause__)}"
+            f"Image s3://{spec.image_bucket}/{spec.image_key} does not exist or cannot be read: {error}"
         ) from error
 
 
-def start_snapshot(
-    spec: SnapshotSpec, request: Request, volume_size_gib: int, source: str, provider_name: str
-) -> dict[str, Any]:
+def start_snapshot(spec: SnapshotSpec, request: Request, volume_size_gib: int, source: str, provider_name: str) -> dict[str, Any]:
     provider_tags = {
         tags.MANAGED_BY: provider_name,
         tags.REQUEST: request.client_token,
