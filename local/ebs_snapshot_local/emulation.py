@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -26,7 +27,7 @@ from botocore.config import Config
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.s3.models import FakeKey
+from moto.s3.models import FakeKey, s3_backends
 
 from ebs_snapshot_local import strict_ebs, template
 from ebs_snapshot_local.cfn_endpoint import ResponseEndpoint
@@ -37,6 +38,7 @@ TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
 CDK_QUALIFIER = "hnb659fds"
+DIRECT_STAGING_BYTES = 256 << 20
 
 
 @dataclass
@@ -239,7 +241,18 @@ class LocalEmulation:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
-        s3.upload_file(str(path), bucket, key)
+        size = path.stat().st_size
+        if size <= DIRECT_STAGING_BYTES:
+            s3.upload_file(str(path), bucket, key)
+            return bucket, key
+        # moto copies a large object on every write and read (~20 s/GiB to stage). A large image
+        # is put as a small stand-in whose content is then served from the file itself, mapped.
+        with path.open("rb") as handle:
+            content = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        stand_in = s3_backends[ACCOUNT_ID]["aws"].put_object(bucket, key, b"")
+        stand_in.__dict__["_emulation_value"] = content
+        stand_in.contentsize = size
+        stand_in._etag = hashlib.md5(f"{path}:{size}:{path.stat().st_mtime_ns}".encode(), usedforsecurity=False).hexdigest()
         return bucket, key
 
     def send(self, event: dict[str, Any], *, timeout_seconds: float = 600) -> dict[str, Any]:
