@@ -1,0 +1,88 @@
+"""The state machine definition and template.yaml agree, and every failure path cleans up."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ebs_snapshot_local import template
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINITION = json.loads((ROOT / "statemachine" / "ebs_snapshot.asl.json").read_text())
+TEMPLATE = template.load(ROOT / "template.yaml")
+LAMBDA_TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+
+
+def all_states(states: dict[str, Any]) -> dict[str, Any]:
+    found = dict(states)
+    for state in states.values():
+        if state["Type"] == "Map":
+            found.update(all_states(state["ItemProcessor"]["States"]))
+    return found
+
+
+def test_every_substitution_in_the_definition_is_provided_by_the_template() -> None:
+    text = (ROOT / "statemachine" / "ebs_snapshot.asl.json").read_text()
+    used = set(re.findall(r"\$\{(\w+)\}", text))
+    provided = set(TEMPLATE["Resources"]["UploadStateMachine"]["Properties"]["DefinitionSubstitutions"])
+    assert used == provided
+
+
+def test_every_step_before_the_answer_routes_failures_to_abort() -> None:
+    for name in ("Plan", "WriteRanges", "Finish", "CheckSnapshot"):
+        catchers = DEFINITION["States"][name]["Catch"]
+        assert any("States.ALL" in c["ErrorEquals"] and c["Next"] == "Abort" for c in catchers), name
+    assert DEFINITION["States"]["Abort"]["Next"] == "RespondFailure"
+    assert DEFINITION["States"]["RespondFailure"]["Next"] == "UploadFailed"
+
+
+def test_every_lambda_task_retries_transient_lambda_errors() -> None:
+    for name, state in all_states(DEFINITION["States"]).items():
+        if state["Type"] == "Task":
+            retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert LAMBDA_TRANSIENT <= retried or "States.ALL" in retried, name
+
+
+def test_fan_out_reads_ranges_from_s3_so_no_state_holds_the_plan() -> None:
+    write_ranges = DEFINITION["States"]["WriteRanges"]
+    assert write_ranges["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert write_ranges["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert write_ranges["ResultPath"] is None
+    assert write_ranges["ItemProcessor"]["States"]["WriteRange"]["OutputPath"] is None
+
+
+def test_waiting_is_a_wait_state_not_a_sleeping_lambda() -> None:
+    assert DEFINITION["States"]["WaitForSnapshot"]["Type"] == "Wait"
+    assert DEFINITION["States"]["IsCompleted"]["Default"] == "WaitForSnapshot"
+
+
+def test_lambda_timeouts_stay_well_under_15_minutes() -> None:
+    functions = {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    default = TEMPLATE["Globals"]["Function"]["Timeout"]
+    for name, function in functions.items():
+        assert function["Properties"].get("Timeout", default) <= 600, name
+
+
+def test_no_iam_statement_allows_every_action() -> None:
+    statements = [
+        statement
+        for resource in TEMPLATE["Resources"].values()
+        for policy in resource.get("Properties", {}).get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+    assert statements
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), statement["Sid"]
+
+
+def test_snapshot_deletion_is_limited_to_snapshots_the_provider_tagged() -> None:
+    for name in ("ProviderFunction", "AbortFunction"):
+        statements = [s for p in TEMPLATE["Resources"][name]["Properties"]["Policies"] for s in p["Statement"]]
+        deleting = [s for s in statements if "ec2:DeleteSnapshot" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+        assert deleting, name
+        for statement in deleting:
+            assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], name
