@@ -10,12 +10,11 @@ IMAGE ?=
 # sam build needs the Lambda runtime's interpreter (python3.13) on PATH.
 PY313 := $(shell command -v python3.13 2>/dev/null || ls -d /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
 
-.PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build bench clean
+.PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build clean
 
 help:
 	@echo "make demo [IMAGE=path]  run the main job locally on a real disk image (systemd-repart), verified byte for byte"
 	@echo "make test               lint, type-check, unit and integration tests, sam validate --lint, sam build"
-	@echo "make bench              benchmarks (benchmarks/)"
 
 $(BIN)/activate: requirements-dev.txt src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +44,8 @@ demo: setup $(if $(IMAGE),,system-deps)
 	$(BIN)/ebs-snapshot-local demo $(if $(IMAGE),--image $(IMAGE))
 
 lint: setup
-	$(BIN)/ruff check src local tests benchmarks
-	$(BIN)/ruff format --check src local tests benchmarks
+	$(BIN)/ruff check src local tests
+	$(BIN)/ruff format --check src local tests
 
 typecheck: setup
 	$(BIN)/mypy
@@ -70,9 +69,6 @@ pytest: setup system-deps
 	$(BIN)/pytest tests
 
 test: lint typecheck pytest sam-validate sam-build
-
-bench: setup system-deps
-	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) $(VENV_SAM) .aws-sam out .pytest_cache .mypy_cache .ruff_cache

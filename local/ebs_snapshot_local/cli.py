@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_events(events: list[dict[str, Any]], image: Path | None) -> list[dict[str, Any]]:
     """Send events in order to one emulation, carrying ids forward as CloudFormation does:
-    each Update/Delete gets the physical id and properties the previous answer left."""
+    each Update/Delete gets the physical id and properties the previous answer left, and an
+    Update that replaced the snapshot is followed by CloudFormation's Delete of the old one
+    (its answer is in the list too)."""
     from ebs_snapshot_local.emulation import LocalEmulation
 
     responses: list[dict[str, Any]] = []
@@ -76,9 +78,17 @@ def run_events(events: list[dict[str, Any]], image: Path | None) -> list[dict[st
                     event["OldResourceProperties"] = previous
             response = emulation.send(event)
             responses.append(response)
-            if response["Status"] == "SUCCESS" and event["RequestType"] != "Delete":
-                current[logical_id] = (response["PhysicalResourceId"], event["ResourceProperties"])
             emulation.wait_for_executions()
+            if response["Status"] != "SUCCESS" or event["RequestType"] == "Delete":
+                continue
+            replaced = current.get(logical_id)
+            current[logical_id] = (response["PhysicalResourceId"], event["ResourceProperties"])
+            if replaced and replaced[0] != response["PhysicalResourceId"]:
+                # A new physical id means replacement: CloudFormation deletes the old one in cleanup.
+                cleanup = {**event, "RequestType": "Delete", "RequestId": str(uuid.uuid4())}
+                cleanup.update(PhysicalResourceId=replaced[0], ResourceProperties=replaced[1])
+                cleanup.pop("OldResourceProperties", None)
+                responses.append(emulation.send(cleanup))
     return responses
 
 

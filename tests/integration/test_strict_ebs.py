@@ -31,7 +31,9 @@ def ebs(emulation: LocalEmulation) -> Any:
 
 @pytest.fixture
 def snapshot(ebs: Any, emulation: LocalEmulation) -> Iterator[str]:
-    snapshot_id = ebs.start_snapshot(VolumeSize=1, ClientToken=uuid.uuid4().hex, Tags=[{"Key": "test", "Value": "strict"}])["SnapshotId"]
+    snapshot_id = ebs.start_snapshot(VolumeSize=1, ClientToken=uuid.uuid4().hex, Tags=[{"Key": "test", "Value": "strict"}])[
+        "SnapshotId"
+    ]
     yield snapshot_id
     try:
         emulation.client("ec2").delete_snapshot(SnapshotId=snapshot_id)

@@ -85,7 +85,9 @@ def test_unencrypted_snapshot_skips_zero_blocks(cloudformation: CloudFormation) 
 def test_snapshot_carries_description_user_tags_and_source_identity(cloudformation: CloudFormation) -> None:
     image = cloudformation.image(os.urandom(BLOCK))
     staged = cloudformation.stage(image)
-    answer = cloudformation.create({**staged, "Description": "nixos 25.11 root disk", "Tags": [{"Key": "team", "Value": "images"}]})
+    answer = cloudformation.create(
+        {**staged, "Description": "nixos 25.11 root disk", "Tags": [{"Key": "team", "Value": "images"}]}
+    )
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     snapshot = cloudformation.snapshot(answer["PhysicalResourceId"])
     assert snapshot is not None

@@ -12,7 +12,12 @@ from ebs_snapshot_local import template
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = json.loads((ROOT / "statemachine" / "ebs_snapshot.asl.json").read_text())
 TEMPLATE = template.load(ROOT / "template.yaml")
-LAMBDA_TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+LAMBDA_TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 
 
 def all_states(states: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +87,9 @@ def test_no_iam_statement_allows_every_action() -> None:
 def test_snapshot_deletion_is_limited_to_snapshots_the_provider_tagged() -> None:
     for name in ("ProviderFunction", "AbortFunction"):
         statements = [s for p in TEMPLATE["Resources"][name]["Properties"]["Policies"] for s in p["Statement"]]
-        deleting = [s for s in statements if "ec2:DeleteSnapshot" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+        deleting = [
+            s for s in statements if "ec2:DeleteSnapshot" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
         assert deleting, name
         for statement in deleting:
             assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], name
