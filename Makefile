@@ -7,8 +7,10 @@ VENV := .venv
 VENV_SAM := .venv-sam
 BIN := $(VENV)/bin
 IMAGE ?=
-# sam build needs the Lambda runtime's interpreter (python3.13) on PATH.
-PY313 := $(shell command -v python3.13 2>/dev/null || ls -d /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+# sam build needs the Lambda runtime's interpreter (python3.13) on PATH: pyenv's real
+# binary first (its shim only works where 3.13 is the selected version), then any on PATH.
+PYENV_ROOT ?= $(HOME)/.pyenv
+PY313 := $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13))),$(shell command -v python3.13 2>/dev/null))
 
 .PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build clean
 
@@ -61,7 +63,7 @@ sam-validate: setup $(VENV_SAM)/bin/activate
 	$(BIN)/cfn-lint template.yaml
 
 sam-build: $(VENV_SAM)/bin/activate
-	@test -n "$(PY313)" || { echo "python3.13 not found: sam build needs the Lambda runtime's Python on PATH" >&2; exit 1; }
+	@test -n "$(PY313)" && "$(PY313)" --version >/dev/null 2>&1 || { echo "python3.13 not found or not runnable ($(PY313)): sam build needs the Lambda runtime's Python" >&2; exit 1; }
 	PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam build --build-dir .aws-sam/build
 	@! find .aws-sam/build -maxdepth 2 -type d \( -name moto -o -name ebs_snapshot_local \) | grep . || { echo "emulation code leaked into a Lambda package" >&2; exit 1; }
 

@@ -96,3 +96,17 @@ def test_snapshot_carries_description_user_tags_and_source_identity(cloudformati
     assert tags["team"] == "images"
     assert tags["ebs-snapshot-provider:source"] == "cdk-asset:" + staged["ImageKey"].removesuffix(".raw")
     assert tags["ebs-snapshot-provider:managed-by"] == cloudformation.emulation.stack_name
+
+
+def test_read_back_catches_a_single_differing_byte(cloudformation: CloudFormation) -> None:
+    """The byte-for-byte check the demo relies on is not vacuous."""
+    from ebs_snapshot_local.readback import compare_snapshot_with_image
+
+    data = bytearray(os.urandom(3 * BLOCK))
+    image = cloudformation.image(bytes(data), BLOCK)
+    answer = cloudformation.create(cloudformation.stage(image))
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    data[BLOCK + 17] ^= 0x01
+    altered = cloudformation.image(bytes(data), BLOCK - 1, b"\x01")
+    comparison = compare_snapshot_with_image(cloudformation.emulation.client("ebs"), answer["PhysicalResourceId"], altered)
+    assert comparison.mismatched == [1, 3]
