@@ -58,22 +58,21 @@ def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Ev
         return []
     first_byte = first_block * geometry.BLOCK_SIZE
     last_byte = min(job.image_size, (first_block + block_count) * geometry.BLOCK_SIZE) - 1
-    data = memoryview(aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag))
+    data = aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag)
     written: list[tuple[int, bytes]] = []
     for offset in range(0, len(data), geometry.BLOCK_SIZE):
         if stop.is_set():
             break
         block_index = first_block + offset // geometry.BLOCK_SIZE
-        block = data[offset : offset + geometry.BLOCK_SIZE]
-        if len(block) < geometry.BLOCK_SIZE:
-            block = memoryview(bytes(block) + bytes(geometry.BLOCK_SIZE - len(block)))
+        # A bytes slice: comparing and hashing bytes is ~20x faster than through a memoryview.
+        block = data[offset : offset + geometry.BLOCK_SIZE].ljust(geometry.BLOCK_SIZE, b"\0")
         if job.skip_zero_blocks and block == ZERO_BLOCK:
             continue
         digest = hashlib.sha256(block).digest()
         aws.put_snapshot_block(
             job.snapshot_id,
             block_index,
-            block.tobytes(),
+            block,
             digests.block_checksum_b64(digest),
             snapshot_visible_after=job.snapshot_started_at + config.SNAPSHOT_VISIBILITY_GRACE_SECONDS,
         )
