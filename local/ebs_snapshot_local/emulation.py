@@ -127,7 +127,7 @@ class LocalEmulation:
         # The uploader caches one client per service; a new emulation has a new port.
         from uploader import aws
 
-        aws.client.cache_clear()
+        aws.forget_clients()
 
     def client(self, service: str) -> Any:
         return boto3.client(

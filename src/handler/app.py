@@ -105,14 +105,17 @@ def on_execution_result(event: dict[str, Any], context: LambdaContext) -> dict[s
             logical_resource_id=request.logical_resource_id,
             # A failed Update keeps the old id; a failed Create gets a marker Delete knows to skip.
             physical_resource_id=request.physical_resource_id or f"create-failed-{request.request_id}",
-            reason=failure_reason(event.get("error", {})),
+            reason=failure_reason(event.get("error", {}), event.get("cleanup")),
         )
     cfn_response.send(request.response_url, body)
     return {"status": body["Status"], "physical_resource_id": body["PhysicalResourceId"], "reason": body["Reason"]}
 
 
-def failure_reason(error: dict[str, Any]) -> str:
-    """A short Reason from a Step Functions error: the error name and the Lambda's message."""
+def failure_reason(error: dict[str, Any], cleanup: dict[str, Any] | None = None) -> str:
+    """A short Reason: the failed range's own error when Abort found one (a Distributed Map
+    reports only that a child failed), else the error name and the Lambda's message."""
+    if cleanup and cleanup.get("reason"):
+        return str(cleanup["reason"])
     name = str(error.get("Error", "Error"))
     cause = str(error.get("Cause", ""))
     try:

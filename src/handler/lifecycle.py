@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from handler import sfn
-from handler.properties import parse_properties
+from handler.properties import parse_properties, parse_service_timeout
 from uploader import aws, config, tags
 from uploader.errors import InvalidProperty
 from uploader.spec import Request, SnapshotSpec
@@ -109,13 +109,22 @@ def start_upload(event: dict[str, Any], spec: SnapshotSpec, settings: Settings) 
         logical_resource_id=str(event["LogicalResourceId"]),
         response_url=str(event["ResponseURL"]),
         physical_resource_id=event.get("PhysicalResourceId"),
-        deadline=time.time() + config.EXECUTION_BUDGET_SECONDS,
+        deadline=deadline(parse_service_timeout(event.get("ResourceProperties", {}))),
     )
     arn = sfn.start_upload(
         settings.state_machine_arn, request.client_token, {"request": request.to_dict(), "spec": spec.to_dict()}
     )
     logger.info("Upload started", extra={"execution_arn": arn, **request.log_keys()})
     return Answer(request.physical_resource_id or "", deferred=True)
+
+
+def deadline(service_timeout_seconds: int | None) -> float:
+    """Epoch time by which the upload must answer: inside CloudFormation's ServiceTimeout (one
+    hour at most) with a margin, so FAILED arrives before CloudFormation gives up."""
+    budget = float(config.EXECUTION_BUDGET_SECONDS)
+    if service_timeout_seconds is not None:
+        budget = min(budget, service_timeout_seconds * (1 - config.DEADLINE_MARGIN_FRACTION))
+    return time.time() + budget
 
 
 def attributes(result: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-
 INTEGER = re.compile(r"^\s*\+?\d+\s*$")
 MAX_DESCRIPTION = 255
 MAX_TAG_KEY = 127
+MAX_SERVICE_TIMEOUT = 3600
 
 
 def parse_properties(properties: dict[str, Any]) -> SnapshotSpec:
@@ -44,6 +45,16 @@ def parse_properties(properties: dict[str, Any]) -> SnapshotSpec:
         encrypted=encrypted,
         kms_key_arn=kms_key_arn,
     )
+
+
+def parse_service_timeout(properties: dict[str, Any]) -> int | None:
+    """CloudFormation's ServiceTimeout for this resource, in seconds (1 to 3,600), if set."""
+    value = properties.get("ServiceTimeout")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not INTEGER.match(str(value)) or not 1 <= int(str(value)) <= MAX_SERVICE_TIMEOUT:
+        raise InvalidProperty(f"ServiceTimeout {value!r} must be a whole number of seconds from 1 to {MAX_SERVICE_TIMEOUT}")
+    return int(str(value))
 
 
 def parse_bucket(value: Any) -> str:

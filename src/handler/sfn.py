@@ -54,3 +54,20 @@ def stop_upload(execution_arn: str, cause: str) -> None:
                 raise
 
     aws.call(f"stop execution {execution_arn}", attempt)
+
+
+def running_uploads_for(state_machine_arn: str, stack_id: str, logical_resource_id: str) -> list[str]:
+    """ARNs of running executions working for this stack's resource (read from their input)."""
+
+    def attempt() -> list[str]:
+        stepfunctions = aws.client("stepfunctions")
+        pages = stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
+        found = []
+        for execution in (e for page in pages for e in page["executions"]):
+            described = stepfunctions.describe_execution(executionArn=execution["executionArn"])
+            request = json.loads(described.get("input") or "{}").get("request", {})
+            if request.get("stack_id") == stack_id and request.get("logical_resource_id") == logical_resource_id:
+                found.append(str(execution["executionArn"]))
+        return found
+
+    return aws.call(f"list running uploads of {logical_resource_id}", attempt)

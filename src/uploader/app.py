@@ -54,7 +54,11 @@ def write_range(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     job = plan_step.Job.from_dict(event["job"])
     index = int(event["range"]["index"])
     logger.append_keys(snapshot_id=job.snapshot_id, range_index=index)
-    result = write.write_range(job, index)
+    try:
+        result = write.write_range(job, index)
+    except Exception as error:
+        abort_step.record_range_failure(job.work_bucket, job.work_prefix, index, error)
+        raise
     logger.info("Range written", blocks_written=result.blocks_written, blocks_skipped=result.blocks_skipped)
     return {"index": index, "written": result.blocks_written, "skipped": result.blocks_skipped}
 
@@ -82,9 +86,12 @@ def check_snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @logger.inject_lambda_context(clear_state=True)
 def abort(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Abort state: ``{request, execution_name, error}`` -> ``{deleted}``; the error passes through."""
+    """Abort state: ``{request, execution_name, plan, error}`` -> ``{deleted, reason}``."""
     request = Request.from_dict(event["request"])
     logger.append_keys(**request.log_keys(), execution=event["execution_name"])
-    deleted = abort_step.abort(request, event["execution_name"], os.environ["WORK_BUCKET"])
-    logger.warning("Upload aborted", deleted_snapshots=deleted, error=event.get("error", {}).get("Error"))
-    return {"deleted": deleted}
+    planned = (event.get("plan") or {}).get("job", {}).get("snapshot_id")
+    cleanup = abort_step.abort(request, event["execution_name"], os.environ["WORK_BUCKET"], planned)
+    logger.warning(
+        "Upload aborted", deleted_snapshots=cleanup.deleted, error=event.get("error", {}).get("Error"), reason=cleanup.reason
+    )
+    return {"deleted": cleanup.deleted, "reason": cleanup.reason}

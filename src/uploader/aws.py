@@ -7,9 +7,9 @@ are never nested. Callers get either the result or a ``ProviderError`` that name
 
 from __future__ import annotations
 
-import functools
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -50,22 +50,38 @@ RETRYABLE_CODES = frozenset(
 )
 # A public uploader saw this ValidationException once and it succeeded on retry.
 RETRYABLE_MESSAGES = ("Failed to read block data",)
-NETWORK_ERRORS = (
-    ConnectTimeoutError,
-    ReadTimeoutError,
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ResponseStreamingError,
-    ProtocolError,
-)
+# The request may have been carried out: retrying is safe only for idempotent calls.
+AMBIGUOUS_NETWORK_ERRORS = (ReadTimeoutError, ConnectionClosedError, ResponseStreamingError, ProtocolError)
+# The request never reached the service.
+UNSENT_NETWORK_ERRORS = (ConnectTimeoutError, EndpointConnectionError)
+NETWORK_ERRORS = AMBIGUOUS_NETWORK_ERRORS + UNSENT_NETWORK_ERRORS
 
 
-@functools.cache
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
 def client(service: str) -> Any:
-    """One client per service per process; boto3 clients are thread-safe.
+    """One client per service per process. Clients are thread-safe once made, but making them
+    from one session in parallel is not (boto3 #1592), so the first use is serialised.
 
     The pool is sized for the writer threads so no thread waits for a connection.
     """
+    made = _clients.get(service)
+    if made is None:
+        with _clients_lock:
+            made = _clients.get(service) or _make_client(service)
+            _clients[service] = made
+    return made
+
+
+def forget_clients() -> None:
+    """Drop cached clients (the local emulation calls this when its endpoint changes)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+def _make_client(service: str) -> Any:
     hot_path = service == "ebs"
     return boto3.client(
         service,
@@ -89,10 +105,13 @@ def error_message(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", ""))
 
 
-def is_retryable(error: Exception, *, snapshot_visible_after: float | None = None) -> bool:
+def is_retryable(error: Exception, *, snapshot_visible_after: float | None = None, idempotent: bool = True) -> bool:
     """Classify one failed attempt. ``snapshot_visible_after`` is the epoch time until which a
-    "snapshot does not exist" answer is expected (just after StartSnapshot) and so retryable."""
-    if isinstance(error, NETWORK_ERRORS):
+    "snapshot does not exist" answer is expected (just after StartSnapshot) and so retryable.
+    A call that is not ``idempotent`` is not retried after an error that may hide a success."""
+    if isinstance(error, AMBIGUOUS_NETWORK_ERRORS):
+        return idempotent
+    if isinstance(error, UNSENT_NETWORK_ERRORS):
         return True
     if not isinstance(error, ClientError):
         return False
@@ -115,6 +134,7 @@ def call(
     snapshot_visible_after: float | None = None,
     budget_seconds: float = config.CALL_BUDGET_SECONDS,
     max_attempts: int = config.CALL_MAX_ATTEMPTS,
+    idempotent: bool = True,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails fatally, or the retry budget is spent.
 
@@ -128,7 +148,7 @@ def call(
         except ProviderError:
             raise
         except Exception as error:
-            if not is_retryable(error, snapshot_visible_after=snapshot_visible_after):
+            if not is_retryable(error, snapshot_visible_after=snapshot_visible_after, idempotent=idempotent):
                 raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
             delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
             if attempt_number == max_attempts or time.monotonic() + delay > deadline:
@@ -227,17 +247,13 @@ def put_snapshot_block(snapshot_id: str, block_index: int, data: bytes, checksum
     )
 
 
-def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str) -> str:
-    response = call(
-        f"complete snapshot {snapshot_id}",
-        lambda: client("ebs").complete_snapshot(
-            SnapshotId=snapshot_id,
-            ChangedBlocksCount=changed_blocks_count,
-            Checksum=checksum,
-            ChecksumAlgorithm="SHA256",
-            ChecksumAggregationMethod="LINEAR",
-        ),
-    )
+def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str | None) -> str:
+    """CompleteSnapshot once. Not idempotent (a second call on a completing snapshot fails), so
+    an error that may hide a success (a read timeout) is raised, not retried: see finish.py."""
+    parameters: dict[str, Any] = {"SnapshotId": snapshot_id, "ChangedBlocksCount": changed_blocks_count}
+    if checksum:
+        parameters.update(Checksum=checksum, ChecksumAlgorithm="SHA256", ChecksumAggregationMethod="LINEAR")
+    response = call(f"complete snapshot {snapshot_id}", lambda: client("ebs").complete_snapshot(**parameters), idempotent=False)
     return str(response["Status"])
 
 

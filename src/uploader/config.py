@@ -12,7 +12,9 @@ from __future__ import annotations
 # (shared/reference/ebs-direct-api.md, "Timeouts that public tools settled on").
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 12
-CALL_MAX_ATTEMPTS = 10
+# The budget is time, not attempts: with backoff capped at 8 s, 40 attempts outlast 120 s, so
+# the 2-minute "snapshot not yet visible" window (below) is really waited out.
+CALL_MAX_ATTEMPTS = 40
 CALL_BUDGET_SECONDS = 120
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 8.0
@@ -35,14 +37,16 @@ MIN_RANGE_BLOCKS = 64
 # Several ranges per worker keep all workers busy to the end when ranges finish unevenly.
 RANGES_PER_WORKER = 4
 # Default Map MaxConcurrency; template.yaml's MaxWorkers parameter overrides it for planning.
-DEFAULT_MAX_WORKERS = 8
+# EBS takes ~1,000 PutSnapshotBlock/s per snapshot, however many write: 4 workers x 16 threads
+# at ~60 ms a call is ~1,070 calls/s, just at the limit rather than 4x over it.
+DEFAULT_MAX_WORKERS = 4
 
 # --- Inside one worker -----------------------------------------------------------------------
-# Concurrent PutSnapshotBlock calls per worker: at ~60 ms a call, 32 threads give ~500 calls/s,
-# enough for one worker to use the whole per-snapshot limit when the others are idle.
-WRITER_THREADS = 32
+# Concurrent PutSnapshotBlock calls per worker: at ~60 ms a call, 16 threads give ~270 calls/s.
+WRITER_THREADS = 16
 # One ranged S3 GET feeds this many blocks (4 MiB). Peak buffer memory per worker is about
-# WRITER_THREADS x READ_CHUNK_BLOCKS x 512 KiB = 128 MiB, whatever the image size.
+# WRITER_THREADS x READ_CHUNK_BLOCKS x 512 KiB x 2 (chunk + block copy) = 128 MiB, whatever
+# the image size.
 READ_CHUNK_BLOCKS = 8
 
 # --- Waiting for "completed" ----------------------------------------------------------------
@@ -53,6 +57,8 @@ POLL_SCHEDULE = ((600, 10), (60, 5), (0, 2))
 # The execution gives up (and deletes the snapshot) if it is not completed by the deadline the
 # handler sets: request time plus this, safely inside CloudFormation's one hour.
 EXECUTION_BUDGET_SECONDS = 55 * 60
+# With a ServiceTimeout set on the resource, the deadline keeps this share of it in reserve.
+DEADLINE_MARGIN_FRACTION = 0.1
 
 # --- Where the workers leave per-block digests ----------------------------------------------
 WORK_PREFIX = "executions"

@@ -1,7 +1,8 @@
 """Every error of the data path. Class names become Step Functions error names.
 
-Two families: ``RetryableError`` (the state machine's Retry lists them) and ``FatalError``
-(Catch routes them to Abort, which deletes the pending snapshot and answers FAILED).
+Two families: ``RetryableError`` (a transient condition that outlived its one retry budget in
+``aws.call``; states do not retry it again, so retries never nest) and ``FatalError`` (retrying
+cannot help). Either way Catch routes them to Abort, which deletes the snapshot and answers FAILED.
 Messages name the snapshot, block, range or S3 object, in coldsnap's "Failed to <verb> ..." shape.
 """
 
@@ -13,7 +14,7 @@ class ProviderError(Exception):
 
 
 class RetryableError(ProviderError):
-    """A transient condition outlived its in-Lambda retry budget; the state may be retried."""
+    """A transient condition (throttling, 5xx, timeouts) outlived its retry budget."""
 
 
 class FatalError(ProviderError):

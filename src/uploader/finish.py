@@ -1,8 +1,12 @@
 """Finish: check that every range reported, aggregate the checksum and complete the snapshot.
 
 Called by the Finish state through ``app.finish``. Reports are read in range order, a window at
-a time, so memory stays bounded whatever the image size. Completing twice is harmless: a
-snapshot that is already ``completed`` is not completed again.
+a time, so memory stays bounded whatever the image size.
+
+CompleteSnapshot is asked for at most once per snapshot: EC2 shows ``pending`` both before and
+after it, and a second call on a completing snapshot fails. A marker in the work bucket records
+that it was asked; a re-run of Finish (a Lambda retry) then leaves the verdict to the wait loop,
+as does a call whose answer was lost (read timeout).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from aws_lambda_powertools import Logger
+
 from uploader import aws, digests, tags
-from uploader.errors import IncompleteUpload
+from uploader.errors import AwsCallFailed, IncompleteUpload
 from uploader.plan import Job
 
 READ_WINDOW = 32
+logger = Logger(service="ebs-snapshot-provider", child=True)
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,7 @@ def finish(job: Job) -> Result:
     written = checksum.block_count
     aggregate = checksum.value() if written else ""
 
-    current = aws.describe_snapshot(job.snapshot_id)
-    if current is None or current.get("State") != "completed":
-        if written:
-            aws.complete_snapshot(job.snapshot_id, written, aggregate)
-        else:
-            complete_empty(job.snapshot_id)
+    request_completion(job, written, aggregate)
     result = Result(
         snapshot_id=job.snapshot_id,
         volume_size_gib=job.volume_size_gib,
@@ -97,12 +99,23 @@ def read_reports(job: Job) -> Iterator[tuple[int, digests.RangeReport | None]]:
                     raise IncompleteUpload(f"Snapshot {job.snapshot_id}: report of range {index} is corrupt: {error}") from error
 
 
-def complete_empty(snapshot_id: str) -> None:
-    """An image with no non-zero block: complete with ChangedBlocksCount 0 and no checksum."""
-    aws.call(
-        f"complete snapshot {snapshot_id}",
-        lambda: aws.client("ebs").complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=0),
-    )
+def request_completion(job: Job, changed_blocks_count: int, checksum: str) -> None:
+    """CompleteSnapshot, unless this snapshot's completion was already requested."""
+    marker = job.completion_marker_key
+    if aws.get_object_if_exists(job.work_bucket, marker) is not None:
+        logger.info("Completion already requested by an earlier Finish; the wait loop decides")
+        return
+    current = aws.describe_snapshot(job.snapshot_id)
+    if current is not None and current.get("State") == "completed":
+        return
+    aws.put_object(job.work_bucket, marker, b"")
+    try:
+        aws.complete_snapshot(job.snapshot_id, changed_blocks_count, checksum or None)
+    except AwsCallFailed as error:
+        if not isinstance(error.__cause__, aws.AMBIGUOUS_NETWORK_ERRORS):
+            raise
+        # The request may have been carried out; asking again would fail if it was.
+        logger.warning("CompleteSnapshot answer lost; the wait loop decides", error=str(error))
 
 
 def compact(result: Result) -> dict[str, object]:

@@ -53,6 +53,10 @@ class Job:
     def manifest_key(self) -> str:
         return f"{self.work_prefix}ranges.json"
 
+    @property
+    def completion_marker_key(self) -> str:
+        return f"{self.work_prefix}completion-requested"
+
 
 def plan_ranges(block_count: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> tuple[int, int]:
     """(blocks per range, number of ranges) for an image spanning ``block_count`` blocks.
@@ -135,7 +139,12 @@ def run(
         work_bucket=work_bucket,
         work_prefix=f"{config.WORK_PREFIX}/{execution_name}/",
     )
-    aws.put_object(work_bucket, job.manifest_key, json.dumps(manifest(range_count)).encode())
+    try:
+        aws.put_object(work_bucket, job.manifest_key, json.dumps(manifest(range_count)).encode())
+    except Exception:
+        # Nobody else knows this snapshot's id yet: do not leave it pending.
+        aws.delete_snapshot(job.snapshot_id)
+        raise
     return job
 
 

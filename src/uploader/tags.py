@@ -15,7 +15,7 @@ MANAGED_BY = PREFIX + "managed-by"  # provider stack name
 REQUEST = PREFIX + "request"  # ClientToken of the run; Abort finds what to delete by it
 SOURCE = PREFIX + "source"  # identity of the image, for later deduplication
 CONTENT = PREFIX + "content"  # SnapshotSpec.content_key(): decides in-place Update vs replacement
-RESOURCE = PREFIX + "resource"  # stack name/logical id, for people reading the console
+RESOURCE = PREFIX + "resource"  # stack name/logical id#hash: which resource it belongs to
 RESULT = PREFIX + "result"  # attributes, so an in-place Update can return them again
 PROVIDER_TAG_COUNT = 6
 MAX_TAGS = 50
@@ -37,10 +37,12 @@ def source_identity(bucket: str, key: str, etag: str) -> str:
 
 
 def resource_name(stack_id: str, logical_resource_id: str) -> str:
-    """``stack-name/LogicalId`` from a stack ARN, cut to a tag value's length."""
+    """``stack-name/LogicalId#<hash>``: readable, and unique to this stack (the hash covers the
+    stack ARN, whose UUID changes when a stack of the same name is made again)."""
     parts = stack_id.split("/")
     stack_name = parts[1] if len(parts) > 1 else stack_id
-    return f"{stack_name}/{logical_resource_id}"[:MAX_VALUE_LENGTH]
+    unique = hashlib.sha256(f"{stack_id}|{logical_resource_id}".encode()).hexdigest()[:16]
+    return f"{stack_name}/{logical_resource_id}"[: MAX_VALUE_LENGTH - 17] + "#" + unique
 
 
 def user_tags(tags: list[dict[str, str]]) -> dict[str, str]:

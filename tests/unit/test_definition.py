@@ -36,6 +36,7 @@ def test_every_substitution_in_the_definition_is_provided_by_the_template() -> N
 
 
 def test_every_step_before_the_answer_routes_failures_to_abort() -> None:
+    assert DEFINITION["StartAt"] == "Prepare" and DEFINITION["States"]["Prepare"]["ResultPath"] == "$.plan"
     for name in ("Plan", "WriteRanges", "Finish", "CheckSnapshot"):
         catchers = DEFINITION["States"][name]["Catch"]
         assert any("States.ALL" in c["ErrorEquals"] and c["Next"] == "Abort" for c in catchers), name
@@ -85,7 +86,7 @@ def test_no_iam_statement_allows_every_action() -> None:
 
 
 def test_snapshot_deletion_is_limited_to_snapshots_the_provider_tagged() -> None:
-    for name in ("ProviderFunction", "AbortFunction"):
+    for name in ("ProviderFunction", "PlanFunction", "AbortFunction"):
         statements = [s for p in TEMPLATE["Resources"][name]["Properties"]["Policies"] for s in p["Statement"]]
         deleting = [
             s for s in statements if "ec2:DeleteSnapshot" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
