@@ -258,6 +258,10 @@ class LocalEmulation:
     def send(self, event: dict[str, Any], *, timeout_seconds: float = 600) -> dict[str, Any]:
         """Deliver a CloudFormation event to the ServiceToken, as CloudFormation does (an
         asynchronous invoke), and wait for the answer PUT to the ResponseURL."""
+        return self.endpoint.wait_for(self.deliver(event), timeout_seconds)
+
+    def deliver(self, event: dict[str, Any]) -> str:
+        """Deliver an event without waiting for its answer; returns its RequestId."""
         request_id = str(event.setdefault("RequestId", str(uuid.uuid4())))
         event["ResponseURL"] = self.endpoint.url_for(request_id)
         assert self.deployment is not None
@@ -266,7 +270,7 @@ class LocalEmulation:
         self.client("lambda").invoke(
             FunctionName=self.deployment.service_token, InvocationType="Event", Payload=json.dumps(event).encode()
         )
-        return self.endpoint.wait_for(request_id, timeout_seconds)
+        return request_id
 
     def snapshots(self) -> list[dict[str, Any]]:
         """Every snapshot the provider made (they carry its managed-by tag), in any state."""

@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,8 @@ class StrictEbs:
         self.snapshots: dict[str, StrictSnapshot] = {}
         self.client_tokens: dict[str, tuple[str, str]] = {}  # token -> (parameters fingerprint, snapshot id)
         self.calls: dict[str, int] = {}
+        # A test's hook, called as each operation arrives; it may raise an EbsError to inject a fault.
+        self.fault: Callable[[str, str | None, int | None], None] | None = None
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -95,9 +98,11 @@ class StrictEbs:
                 )
             return snapshot
 
-    def count(self, operation: str) -> None:
+    def count(self, operation: str, snapshot_id: str | None = None, block_index: int | None = None) -> None:
         with self.lock:
             self.calls[operation] = self.calls.get(operation, 0) + 1
+        if self.fault is not None:
+            self.fault(operation, snapshot_id, block_index)
 
     # --- operations -----------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class StrictEbs:
     def put_snapshot_block(
         self, snapshot_id: str, block_index: Any, data: bytes, data_length: Any, checksum: Any, algorithm: Any
     ) -> str:
-        self.count("PutSnapshotBlock")
+        self.count("PutSnapshotBlock", snapshot_id, int(block_index))
         snapshot = self.existing(snapshot_id)
         if snapshot.status != "pending":
             raise validation(
@@ -198,7 +203,7 @@ class StrictEbs:
     def complete_snapshot(
         self, snapshot_id: str, changed_blocks_count: Any, checksum: Any, algorithm: Any, aggregation: Any
     ) -> str:
-        self.count("CompleteSnapshot")
+        self.count("CompleteSnapshot", snapshot_id)
         snapshot = self.existing(snapshot_id)
         with self.lock:
             if snapshot.status != "pending":

@@ -60,11 +60,15 @@ def update(event: dict[str, Any], settings: Settings) -> Answer:
     spec = validated_spec(event, settings)
     current_id = str(event.get("PhysicalResourceId", ""))
     snapshot = aws.describe_snapshot(current_id) if SNAPSHOT_ID.match(current_id) else None
-    if snapshot is not None and is_ours(snapshot, settings) and tag(snapshot, tags.CONTENT) == spec.content_key():
+    if snapshot is None or not is_ours(snapshot, settings) or tag(snapshot, tags.CONTENT) != spec.content_key():
+        # A rollback asks for the properties of a snapshot this resource already has: reuse it.
+        snapshot = next(iter(matching_snapshots(event, spec, settings)), None)
+    if snapshot is not None:
         # Same bytes, size, encryption and description: only tags can differ, and EC2 retags in place.
-        retag(current_id, snapshot, spec.tags)
-        logger.info("Updated tags in place", snapshot_id=current_id)
-        return Answer(current_id, attributes_from_snapshot(snapshot))
+        snapshot_id = str(snapshot["SnapshotId"])
+        retag(snapshot_id, snapshot, spec.tags)
+        logger.info("Updated in place", snapshot_id=snapshot_id, previous_snapshot_id=current_id)
+        return Answer(snapshot_id, attributes_from_snapshot(snapshot))
     logger.info("Update replaces the snapshot", snapshot_id=current_id)
     return start_upload(event, spec, settings)
 
@@ -72,7 +76,9 @@ def update(event: dict[str, Any], settings: Settings) -> Answer:
 def delete(event: dict[str, Any], settings: Settings) -> Answer:
     physical_id = str(event.get("PhysicalResourceId", ""))
     if not SNAPSHOT_ID.match(physical_id):
-        logger.info("Delete of a resource that never became a snapshot: nothing to do", physical_resource_id=physical_id)
+        # A Create that failed or outlived its ServiceTimeout: its upload may still be running.
+        abandoned = abandon_uploads(event, settings)
+        logger.info("Delete of a resource that never became a snapshot", physical_resource_id=physical_id, deleted=abandoned)
         return Answer(physical_id)
     snapshot = aws.describe_snapshot(physical_id)
     if snapshot is None:
@@ -82,13 +88,38 @@ def delete(event: dict[str, Any], settings: Settings) -> Answer:
         logger.warning("Snapshot not created by this provider: left alone", snapshot_id=physical_id)
         return Answer(physical_id)
     if snapshot.get("State") == "pending":
-        # A Create may still be running (a rollback deletes while creating): stop it first.
-        sfn.stop_upload(
-            sfn.execution_arn(settings.state_machine_arn, str(tag(snapshot, tags.REQUEST))), "Deleted by CloudFormation"
-        )
+        # An upload may still be writing it: stop it first, so it cannot answer afterwards.
+        request_token = str(tag(snapshot, tags.REQUEST))
+        sfn.stop_upload(sfn.execution_arn(settings.state_machine_arn, request_token), "Deleted by CloudFormation")
     aws.delete_snapshot(physical_id)
     logger.info("Snapshot deleted", snapshot_id=physical_id)
     return Answer(physical_id)
+
+
+def abandon_uploads(event: dict[str, Any], settings: Settings) -> list[str]:
+    """Stop this resource's running uploads and delete every snapshot of it that CloudFormation
+    does not know about: not completed, or made by an upload that was still running."""
+    stack_id, logical_id = str(event["StackId"]), str(event["LogicalResourceId"])
+    stopped = sfn.running_uploads_for(settings.state_machine_arn, stack_id, logical_id)
+    for arn in stopped:
+        sfn.stop_upload(arn, "CloudFormation deleted the resource before the upload answered")
+    deleted = []
+    for snapshot in aws.snapshots_tagged(tags.RESOURCE, tags.resource_name(stack_id, logical_id)):
+        arn = sfn.execution_arn(settings.state_machine_arn, str(tag(snapshot, tags.REQUEST)))
+        if is_ours(snapshot, settings) and (snapshot.get("State") != "completed" or arn in stopped):
+            aws.delete_snapshot(str(snapshot["SnapshotId"]))
+            deleted.append(str(snapshot["SnapshotId"]))
+    return deleted
+
+
+def matching_snapshots(event: dict[str, Any], spec: SnapshotSpec, settings: Settings) -> list[dict[str, Any]]:
+    """Completed snapshots of this resource made for exactly ``spec`` (tags aside)."""
+    resource = tags.resource_name(str(event["StackId"]), str(event["LogicalResourceId"]))
+    return [
+        s
+        for s in aws.snapshots_tagged(tags.RESOURCE, resource)
+        if is_ours(s, settings) and s.get("State") == "completed" and tag(s, tags.CONTENT) == spec.content_key()
+    ]
 
 
 def validated_spec(event: dict[str, Any], settings: Settings) -> SnapshotSpec:

@@ -115,3 +115,17 @@ def test_parser_only_ever_raises_invalid_property(properties: dict[str, object])
     else:
         assert spec.image_bucket == properties["ImageBucket"]
         assert spec.volume_size_gib is None or 1 <= spec.volume_size_gib <= 65536
+
+
+def test_service_timeout_shortens_the_deadline_with_a_margin() -> None:
+    import time
+
+    from handler.lifecycle import deadline
+    from handler.properties import parse_service_timeout
+
+    assert parse_service_timeout({"ServiceTimeout": "600"}) == 600
+    assert parse_service_timeout({}) is None
+    assert 530 < deadline(600) - time.time() <= 540
+    assert deadline(None) - time.time() == pytest.approx(55 * 60, abs=2)
+    with pytest.raises(InvalidProperty, match="ServiceTimeout"):
+        parse_service_timeout({"ServiceTimeout": "0"})

@@ -86,3 +86,34 @@ def test_call_gives_up_after_its_attempt_budget() -> None:
     with pytest.raises(AwsCallExhausted, match=f"after {config.CALL_MAX_ATTEMPTS} attempts"):
         aws.call("put block 1 of snap-1", attempt)
     assert len(calls) == config.CALL_MAX_ATTEMPTS
+
+
+def test_snapshot_not_yet_visible_is_waited_out_for_about_two_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """coldsnap #56: keep retrying "does not exist" right after StartSnapshot for ~2 minutes."""
+    clock = {"now": 1_000.0}
+    monkeypatch.setattr(aws.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(aws.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(aws.time, "sleep", lambda seconds: clock.__setitem__("now", clock["now"] + seconds))
+    visible_at = clock["now"] + 100
+
+    def attempt() -> str:
+        if clock["now"] < visible_at:
+            raise client_error("ResourceNotFoundException", "The snapshot 'snap-1' does not exist.", 404)
+        return "written"
+
+    assert (
+        aws.call("put block 0 of snap-1", attempt, snapshot_visible_after=clock["now"] + config.SNAPSHOT_VISIBILITY_GRACE_SECONDS)
+        == "written"
+    )
+
+
+def test_complete_snapshot_is_not_retried_after_an_answer_that_may_be_lost() -> None:
+    calls = []
+
+    def attempt() -> None:
+        calls.append(1)
+        raise ReadTimeoutError(endpoint_url="http://ebs")
+
+    with pytest.raises(AwsCallFailed):
+        aws.call("complete snapshot snap-1", attempt, idempotent=False)
+    assert len(calls) == 1
