@@ -59,3 +59,7 @@ class DeadlineExceeded(FatalError):
 
 class SnapshotInUse(FatalError):
     """DeleteSnapshot refused: an AMI still uses the snapshot."""
+
+
+class NotRawImage(FatalError):
+    """The object is a container (qcow2, VHD, VMDK...) or compressed, not a raw disk image."""

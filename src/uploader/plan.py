@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from uploader import aws, config, geometry, tags
+from uploader import aws, config, geometry, image_format, tags
 from uploader.errors import AwsCallFailed, ImageEmpty, ImageNotFound, VolumeTooSmall
 from uploader.spec import Request, SnapshotSpec
 
@@ -110,10 +110,11 @@ def run(
 ) -> Job:
     """Plan the upload and start the snapshot; returns the ``Job`` the other states share."""
     image = head_image(spec)
-    image_size = int(image["ContentLength"])
-    if image_size == 0:
+    object_size = int(image["ContentLength"])
+    if object_size == 0:
         raise ImageEmpty(f"Image s3://{spec.image_bucket}/{spec.image_key} is empty (0 bytes)")
     etag = str(image.get("ETag", ""))
+    image_size = inspect_image(spec, object_size, etag).raw_size
     volume_size_gib = choose_volume_size(spec, image_size)
     block_count = geometry.blocks_spanned(image_size)
     range_blocks, range_count = plan_ranges(block_count, max_workers)
@@ -146,6 +147,17 @@ def run(
         aws.delete_snapshot(job.snapshot_id)
         raise
     return job
+
+
+def inspect_image(spec: SnapshotSpec, object_size: int, etag: str) -> image_format.Inspection:
+    """Refuse containers and compressed images before any snapshot exists (see image_format)."""
+    head = aws.get_object_range(spec.image_bucket, spec.image_key, 0, min(object_size, image_format.HEAD_BYTES) - 1, etag)
+    tail = b""
+    if object_size >= image_format.VHD_FOOTER_BYTES:
+        tail = aws.get_object_range(
+            spec.image_bucket, spec.image_key, object_size - image_format.VHD_FOOTER_BYTES, object_size - 1, etag
+        )
+    return image_format.inspect(head, tail, object_size, f"Image s3://{spec.image_bucket}/{spec.image_key}")
 
 
 def head_image(spec: SnapshotSpec) -> dict[str, Any]:

@@ -126,3 +126,24 @@ def test_service_timeout_out_of_range_is_rejected(cloudformation: CloudFormation
     staged = cloudformation.stage(cloudformation.image(os.urandom(BLOCK)))
     answer = cloudformation.create({**staged, "ServiceTimeout": "7200"})
     assert answer["Status"] == "FAILED" and "ServiceTimeout" in answer["Reason"]
+
+
+def test_compressed_image_fails_naming_the_format_before_any_snapshot_exists(cloudformation: CloudFormation) -> None:
+    import gzip
+
+    starts = cloudformation.emulation.strict.calls.get("StartSnapshot", 0)
+    compressed = cloudformation.image(gzip.compress(os.urandom(BLOCK) + bytes(BLOCK)))
+    answer = cloudformation.create(cloudformation.stage(compressed))
+    assert answer["Status"] == "FAILED"
+    assert "gzip-compressed" in answer["Reason"] and "gunzip" in answer["Reason"]
+    assert cloudformation.emulation.strict.calls.get("StartSnapshot", 0) == starts
+
+
+def test_fixed_vhd_is_uploaded_without_its_footer(cloudformation: CloudFormation) -> None:
+    from tests.unit.test_image_format import vhd_footer
+
+    raw = os.urandom(3 * BLOCK + 1000)
+    answer = cloudformation.create(cloudformation.stage(cloudformation.image(raw + vhd_footer(len(raw), 2))))
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["Data"]["ImageSize"] == len(raw)
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], cloudformation.image(raw))
