@@ -20,6 +20,15 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 
 
+class LambdaServiceFault(Exception):
+    """A fault of the Lambda service itself (not the handler), reported under AWS's error name,
+    e.g. "Lambda.TooManyRequestsException", so the state machine's Retry sees what AWS sends."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -69,7 +78,7 @@ class LocalLambdaRuntime:
             result = handler(event, LocalContext(spec))
         except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda would
             payload = {
-                "errorType": type(error).__name__,
+                "errorType": error.error_type if isinstance(error, LambdaServiceFault) else type(error).__name__,
                 "errorMessage": str(error),
                 "stackTrace": traceback.format_exception(error)[-5:],
             }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import threading
 import time
@@ -66,10 +67,62 @@ class StrictSnapshot:
 class EmulationSettings:
     """Knobs a test or the CLI can turn."""
 
-    # Seconds between CompleteSnapshot and EC2 reporting "completed".
+    # Seconds between CompleteSnapshot and EC2 reporting "completed" (a snapshot "stays pending").
     completion_delay_seconds: float = 0.5
     # Account-level EBS encryption by default: every new snapshot is encrypted (sse-ebs).
     encryption_by_default: bool = False
+
+
+@dataclass
+class FaultPlan:
+    """Faults the strict EBS injects into PutSnapshotBlock and CompleteSnapshot, as AWS shows them."""
+
+    throttle_share: float = 0.0  # share of block writes answered RequestThrottledException
+    server_error_share: float = 0.0  # share answered InternalServerException (HTTP 500)
+    hanging_calls: int = 0  # this many block writes are accepted and never answered
+    hang_seconds: float = 20.0  # longer than the uploader's read timeout
+    not_found_seconds: float = 0.0  # "snapshot does not exist" for this long after StartSnapshot
+    access_denied_block: int | None = None  # AccessDeniedException for this block index
+    error_after_complete: bool = False  # the snapshot ends in state "error" instead of "completed"
+    seed: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+        self.lock = threading.Lock()
+
+    def note(self, kind: str) -> None:
+        with self.lock:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+
+    def before(self, operation: str, snapshot: StrictSnapshot, block_index: int | None) -> None:
+        if self.not_found_seconds and time.time() - snapshot.start_time < self.not_found_seconds:
+            self.note("not_found")
+            raise EbsError(
+                "ResourceNotFoundException", f"The snapshot '{snapshot.snapshot_id}' does not exist.", "SNAPSHOT_NOT_FOUND", 404
+            )
+        if operation != "PutSnapshotBlock":
+            return
+        if block_index == self.access_denied_block:
+            self.note("access_denied")
+            raise EbsError(
+                "AccessDeniedException", "User is not authorized to perform: ebs:PutSnapshotBlock", "UNAUTHORIZED_ACCOUNT", 403
+            )
+        with self.lock:
+            draw = self.random.random()
+            hang = self.hanging_calls > 0 and draw < 0.5
+            if hang:
+                self.hanging_calls -= 1
+        if hang:
+            self.note("hang")
+            time.sleep(self.hang_seconds)  # the caller has long given up; this answer goes nowhere
+            raise EbsError("InternalServerException", "Request abandoned by the client.", None, 500)
+        if draw < self.throttle_share:
+            self.note("throttled")
+            raise EbsError("RequestThrottledException", "Rate exceeded for the snapshot.", "RESOURCE_LEVEL_THROTTLE", 400)
+        if draw < self.throttle_share + self.server_error_share:
+            self.note("server_error")
+            raise EbsError("InternalServerException", "An internal error occurred.", None, 500)
 
 
 class StrictEbs:
@@ -83,6 +136,7 @@ class StrictEbs:
         self.calls: dict[str, int] = {}
         # A test's hook, called as each operation arrives; it may raise an EbsError to inject a fault.
         self.fault: Callable[[str, str | None, int | None], None] | None = None
+        self.faults = FaultPlan()
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -173,6 +227,7 @@ class StrictEbs:
     ) -> str:
         self.count("PutSnapshotBlock", snapshot_id, int(block_index))
         snapshot = self.existing(snapshot_id)
+        self.faults.before("PutSnapshotBlock", snapshot, int(block_index))
         if snapshot.status != "pending":
             raise validation(
                 f"The snapshot '{snapshot_id}' is {snapshot.status}, not pending; blocks cannot be written.",
@@ -205,6 +260,7 @@ class StrictEbs:
     ) -> str:
         self.count("CompleteSnapshot", snapshot_id)
         snapshot = self.existing(snapshot_id)
+        self.faults.before("CompleteSnapshot", snapshot, None)
         with self.lock:
             if snapshot.status != "pending":
                 raise validation(f"The snapshot '{snapshot_id}' is {snapshot.status}, not pending.", "INVALID_SNAPSHOT_ID")
@@ -231,8 +287,8 @@ class StrictEbs:
         with self.lock:
             ec2_snapshot = self.ec2_snapshot(snapshot)
             if ec2_snapshot is not None and snapshot.status == "completing":
-                snapshot.status = "completed"
-                ec2_snapshot.status = "completed"
+                snapshot.status = "error" if self.faults.error_after_complete else "completed"
+                ec2_snapshot.status = snapshot.status
 
     def list_snapshot_blocks(self, snapshot_id: str, max_results: Any, starting_index: Any, next_token: Any) -> dict[str, Any]:
         self.count("ListSnapshotBlocks")

@@ -1,0 +1,81 @@
+"""Injected EBS and Lambda faults: retried within budget, and the snapshot still equals the image."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ebs_snapshot_local.emulation import LocalEmulation
+from ebs_snapshot_local.lambda_runtime import LambdaServiceFault
+from ebs_snapshot_local.strict_ebs import FaultPlan
+from tests.integration.conftest import BLOCK, CloudFormation
+
+
+@pytest.fixture
+def faults(emulation: LocalEmulation) -> Iterator[LocalEmulation]:
+    yield emulation
+    emulation.strict.faults = FaultPlan()
+    emulation.runtime.before_invoke = None
+
+
+def test_throttling_5xx_and_a_hanging_call_still_give_the_exact_image(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    # GIVEN EBS throttles 10% of block writes, fails 1% with 500, and swallows one call whole
+    faults.strict.faults = FaultPlan(throttle_share=0.10, server_error_share=0.01, hanging_calls=1, seed=7)
+    image = cloudformation.image(os.urandom(40 * BLOCK), 20 * BLOCK, os.urandom(100 * BLOCK) + b"tail")
+    puts_before = faults.strict.calls.get("PutSnapshotBlock", 0)
+    # WHEN the resource is created
+    answer = cloudformation.create(cloudformation.stage(image))
+    # THEN it succeeds, every fault kind was hit and retried, and the bytes are the image's
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    injected = faults.strict.faults.injected
+    assert injected.get("throttled", 0) >= 5 and injected.get("hang") == 1
+    puts = faults.strict.calls["PutSnapshotBlock"] - puts_before
+    assert puts >= 141 + injected.get("throttled", 0) + injected.get("server_error", 0) + 1
+    assert answer["Data"]["BlocksWritten"] == 141
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+    print(f"fault run: {puts} PutSnapshotBlock calls for 141 blocks; injected {injected}")
+
+
+def test_snapshot_not_visible_for_a_while_after_start_is_waited_for(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    faults.strict.faults = FaultPlan(not_found_seconds=4)
+    image = cloudformation.image(os.urandom(3 * BLOCK))
+    answer = cloudformation.create(cloudformation.stage(image))
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert faults.strict.faults.injected.get("not_found", 0) >= 1
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+
+
+def test_snapshot_that_ends_in_error_answers_failed_and_is_deleted(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    faults.strict.faults = FaultPlan(error_after_complete=True)
+    answer = cloudformation.create(cloudformation.stage(cloudformation.image(os.urandom(2 * BLOCK))))
+    assert answer["Status"] == "FAILED"
+    assert "SnapshotFailed" in answer["Reason"] and "state error" in answer["Reason"]
+    faults.wait_for_executions()
+    assert [s for s in faults.snapshots() if s["State"] == "error"] == []
+
+
+def test_lambda_throttling_of_workers_is_retried_and_the_upload_succeeds(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    throttled: list[int] = []
+
+    def throttle_first_worker_calls(function_name: str, _event: Any) -> None:
+        if function_name.endswith("WriteRangeFunction") and len(throttled) < 3:
+            throttled.append(1)
+            raise LambdaServiceFault("Lambda.TooManyRequestsException", "Rate Exceeded.")
+
+    faults.runtime.before_invoke = throttle_first_worker_calls
+    image = cloudformation.image(os.urandom(130 * BLOCK))
+    answer = cloudformation.create(cloudformation.stage(image))
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert len(throttled) == 3
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
