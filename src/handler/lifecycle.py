@@ -154,7 +154,8 @@ def deadline(service_timeout_seconds: int | None) -> float:
     hour at most) with a margin, so FAILED arrives before CloudFormation gives up."""
     budget = float(config.EXECUTION_BUDGET_SECONDS)
     if service_timeout_seconds is not None:
-        budget = min(budget, service_timeout_seconds * (1 - config.DEADLINE_MARGIN_FRACTION))
+        reserve = max(service_timeout_seconds * config.DEADLINE_MARGIN_FRACTION, config.DEADLINE_RESERVE_SECONDS)
+        budget = min(budget, max(0.0, service_timeout_seconds - reserve))
     return time.time() + budget
 
 

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 from urllib3.exceptions import ProtocolError
 
 from uploader import config
-from uploader.errors import AwsCallExhausted, AwsCallFailed, ProviderError, SnapshotInUse
+from uploader.errors import AwsCallExhausted, AwsCallFailed, DeadlineExceeded, ProviderError, SnapshotInUse
 
 T = TypeVar("T")
 
@@ -135,13 +135,18 @@ def call(
     budget_seconds: float = config.CALL_BUDGET_SECONDS,
     max_attempts: int = config.CALL_MAX_ATTEMPTS,
     idempotent: bool = True,
+    deadline: float | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails fatally, or the retry budget is spent.
 
     ``what`` completes the sentence "Failed to ..." in error messages, e.g.
-    "put block 4097 of snap-0123". Backoff is exponential with full jitter.
+    "put block 4097 of snap-0123". Backoff is exponential with full jitter. ``deadline`` (epoch
+    seconds) cuts the budget short: no retry is started that would end past it.
     """
-    deadline = time.monotonic() + budget_seconds
+    deadline_binds = deadline is not None and deadline - time.time() < budget_seconds
+    if deadline is not None:
+        budget_seconds = min(budget_seconds, deadline - time.time())
+    give_up_at = time.monotonic() + budget_seconds
     for attempt_number in range(1, max_attempts + 1):
         try:
             return attempt()
@@ -151,7 +156,12 @@ def call(
             if not is_retryable(error, snapshot_visible_after=snapshot_visible_after, idempotent=idempotent):
                 raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
             delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
-            if attempt_number == max_attempts or time.monotonic() + delay > deadline:
+            if deadline_binds and time.monotonic() + delay > give_up_at:
+                raise DeadlineExceeded(
+                    f"Failed to {what} before the deadline ({describe(error)}); "
+                    "the upload cannot finish within the resource's ServiceTimeout"
+                ) from error
+            if attempt_number == max_attempts or time.monotonic() + delay > give_up_at:
                 raise AwsCallExhausted(
                     f"Failed to {what}: still failing after {attempt_number} attempts: {describe(error)}"
                 ) from error
@@ -232,7 +242,15 @@ def start_snapshot(**parameters: Any) -> dict[str, Any]:
     return response
 
 
-def put_snapshot_block(snapshot_id: str, block_index: int, data: bytes, checksum: str, *, snapshot_visible_after: float) -> None:
+def put_snapshot_block(
+    snapshot_id: str,
+    block_index: int,
+    data: bytes,
+    checksum: str,
+    *,
+    snapshot_visible_after: float,
+    deadline: float | None = None,
+) -> None:
     call(
         f"put block {block_index} of {snapshot_id}",
         lambda: client("ebs").put_snapshot_block(
@@ -244,6 +262,7 @@ def put_snapshot_block(snapshot_id: str, block_index: int, data: bytes, checksum
             ChecksumAlgorithm="SHA256",
         ),
         snapshot_visible_after=snapshot_visible_after,
+        deadline=deadline,
     )
 
 

@@ -57,8 +57,10 @@ POLL_SCHEDULE = ((600, 10), (60, 5), (0, 2))
 # The execution gives up (and deletes the snapshot) if it is not completed by the deadline the
 # handler sets: request time plus this, safely inside CloudFormation's one hour.
 EXECUTION_BUDGET_SECONDS = 55 * 60
-# With a ServiceTimeout set on the resource, the deadline keeps this share of it in reserve.
+# With a ServiceTimeout set on the resource, the deadline keeps this share of it, and at least
+# this many seconds, in reserve: stopping the workers, Abort and the FAILED answer take ~10 s.
 DEADLINE_MARGIN_FRACTION = 0.1
+DEADLINE_RESERVE_SECONDS = 20
 
 # --- Where the workers leave per-block digests ----------------------------------------------
 WORK_PREFIX = "executions"

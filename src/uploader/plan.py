@@ -30,6 +30,7 @@ class Job:
     encrypted: bool
     skip_zero_blocks: bool
     snapshot_started_at: float
+    deadline: float  # epoch seconds: past it, workers stop and the upload fails (see handler.lifecycle)
     range_blocks: int
     range_count: int
     work_bucket: str
@@ -135,6 +136,7 @@ def run(
         # An unwritten block of an encrypted snapshot does not read as zeros (coldsnap #395).
         skip_zero_blocks=not encrypted,
         snapshot_started_at=time.time(),
+        deadline=request.deadline,
         range_blocks=range_blocks,
         range_count=range_count,
         work_bucket=work_bucket,

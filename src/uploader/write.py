@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from uploader import aws, config, digests, geometry
+from uploader.errors import DeadlineExceeded
 from uploader.plan import Job
 
 ZERO_BLOCK = bytes(geometry.BLOCK_SIZE)
@@ -56,6 +58,11 @@ def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Ev
     (index, digest) of the blocks written, ascending."""
     if stop.is_set():
         return []
+    if time.time() > job.deadline:
+        raise DeadlineExceeded(
+            f"Snapshot {job.snapshot_id}: blocks {first_block}..{first_block + block_count - 1} not written by the deadline; "
+            "the upload cannot finish within the resource's ServiceTimeout"
+        )
     first_byte = first_block * geometry.BLOCK_SIZE
     last_byte = min(job.image_size, (first_block + block_count) * geometry.BLOCK_SIZE) - 1
     data = aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag)
@@ -75,6 +82,7 @@ def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Ev
             block,
             digests.block_checksum_b64(digest),
             snapshot_visible_after=job.snapshot_started_at + config.SNAPSHOT_VISIBILITY_GRACE_SECONDS,
+            deadline=job.deadline,
         )
         written.append((block_index, digest))
     return written

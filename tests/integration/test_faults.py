@@ -79,3 +79,24 @@ def test_lambda_throttling_of_workers_is_retried_and_the_upload_succeeds(
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert len(throttled) == 3
     cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+
+
+def test_upload_that_cannot_finish_before_the_deadline_fails_early_and_leaves_nothing(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    import time
+
+    # GIVEN EBS throttles 97% of writes and the resource allows CloudFormation 40 s
+    faults.strict.faults = FaultPlan(throttle_share=0.97, seed=3)
+    image = cloudformation.image(os.urandom(300 * BLOCK))
+    staged = cloudformation.stage(image)
+    started = time.monotonic()
+    # WHEN it is created
+    answer = cloudformation.create({**staged, "ServiceTimeout": "40"})
+    elapsed = time.monotonic() - started
+    # THEN FAILED arrives before CloudFormation's 40 s, naming the deadline, and no snapshot is left
+    assert answer["Status"] == "FAILED"
+    assert "DeadlineExceeded" in answer["Reason"] and "ServiceTimeout" in answer["Reason"]
+    assert elapsed < 40
+    faults.wait_for_executions(timeout_seconds=60)
+    assert [s for s in faults.snapshots() if s["State"] != "completed"] == []

@@ -29,6 +29,7 @@ def job_for(image_size: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> p
         encrypted=False,
         skip_zero_blocks=True,
         snapshot_started_at=1_796_316_245.0,
+        deadline=1_796_319_545.0,
         range_blocks=range_blocks,
         range_count=range_count,
         work_bucket="ebs-snapshot-provider-workbucket-0123456789ab",
