@@ -57,9 +57,9 @@ class Request:
     stack_id: str
     logical_resource_id: str
     response_url: str
-    physical_resource_id: str | None = None
     # Epoch seconds by which the execution must have answered CloudFormation.
-    deadline: float = 0.0
+    deadline: float
+    physical_resource_id: str | None = None
 
     @property
     def client_token(self) -> str:

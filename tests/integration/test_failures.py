@@ -79,6 +79,7 @@ def test_finish_run_twice_does_not_fail_a_good_snapshot(emulation: LocalEmulatio
         "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1",
         cloudformation.logical_id,
         "http://127.0.0.1:9/none",
+        deadline=9e9,
     )
     job = plan.run(
         SnapshotSpec(staged["ImageBucket"], staged["ImageKey"]),
