@@ -131,7 +131,8 @@ def run_demo(image: Path | None, size_mib: int, out: TextIO, log_file: Path | No
         say(f"Checksum:       {data['Checksum']} (LINEAR, accepted by CompleteSnapshot)")
         say(f"Create -> SUCCESS in {elapsed:.1f} s: {image_size / elapsed / 2**20:.1f} MiB/s end to end")
 
-        comparison = compare_snapshot_with_image(emulation.client("ebs"), snapshot_id, image)
+        described = emulation.client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+        comparison = compare_snapshot_with_image(emulation.client("ebs"), snapshot_id, image, encrypted=described["Encrypted"])
         if comparison.identical:
             say(f"Read back:      {comparison.blocks_compared:,} blocks compared, identical to the image")
         else:

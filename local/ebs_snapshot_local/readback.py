@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,12 @@ class Comparison:
         return not self.mismatched
 
 
-def compare_snapshot_with_image(ebs: Any, snapshot_id: str, image: Path) -> Comparison:
-    """Compare every block of the image's span (and every listed block past it) with the snapshot."""
+def compare_snapshot_with_image(ebs: Any, snapshot_id: str, image: Path, *, encrypted: bool = False) -> Comparison:
+    """Compare every block of the image's span (and every listed block past it) with the snapshot.
+
+    An unwritten block reads as zeros, except in an ``encrypted`` snapshot, where it reads as
+    whatever the encryption makes of nothing (random bytes here), as a restored volume would.
+    """
     listed: dict[int, str] = {}
     kwargs: dict[str, Any] = {"SnapshotId": snapshot_id, "MaxResults": 10_000}
     while True:
@@ -52,7 +57,7 @@ def compare_snapshot_with_image(ebs: Any, snapshot_id: str, image: Path) -> Comp
                     comparison.mismatched.append(index)
                     continue
             else:
-                actual = zero
+                actual = os.urandom(BLOCK_SIZE) if encrypted else zero
             comparison.blocks_compared += 1
             if actual != expected:
                 comparison.mismatched.append(index)

@@ -78,7 +78,9 @@ class CloudFormation:
         return found[0] if found else None
 
     def assert_snapshot_equals_image(self, snapshot_id: str, image: Path) -> None:
-        comparison = compare_snapshot_with_image(self.emulation.client("ebs"), snapshot_id, image)
+        snapshot = self.snapshot(snapshot_id)
+        encrypted = bool(snapshot and snapshot.get("Encrypted"))
+        comparison = compare_snapshot_with_image(self.emulation.client("ebs"), snapshot_id, image, encrypted=encrypted)
         assert comparison.mismatched == [], f"blocks differ: {comparison.mismatched[:10]}"
         assert comparison.blocks_compared >= -(-image.stat().st_size // BLOCK)
 

@@ -100,3 +100,19 @@ def test_upload_that_cannot_finish_before_the_deadline_fails_early_and_leaves_no
     assert elapsed < 40
     faults.wait_for_executions(timeout_seconds=60)
     assert [s for s in faults.snapshots() if s["State"] != "completed"] == []
+
+
+def test_snapshot_pending_past_the_deadline_answers_failed_and_is_deleted(
+    cloudformation: CloudFormation, faults: LocalEmulation
+) -> None:
+    faults.strict.settings.completion_delay_seconds = 120
+    try:
+        answer = cloudformation.create(
+            {**cloudformation.stage(cloudformation.image(os.urandom(2 * BLOCK))), "ServiceTimeout": "30"}
+        )
+    finally:
+        faults.strict.settings.completion_delay_seconds = 0.3
+    assert answer["Status"] == "FAILED"
+    assert "DeadlineExceeded" in answer["Reason"] and "still pending" in answer["Reason"]
+    faults.wait_for_executions()
+    assert [s for s in faults.snapshots() if s["State"] != "completed"] == []

@@ -110,3 +110,38 @@ def test_read_back_catches_a_single_differing_byte(cloudformation: CloudFormatio
     altered = cloudformation.image(bytes(data), BLOCK - 1, b"\x01")
     comparison = compare_snapshot_with_image(cloudformation.emulation.client("ebs"), answer["PhysicalResourceId"], altered)
     assert comparison.mismatched == [1, 3]
+
+
+def test_kms_key_makes_an_encrypted_snapshot_that_writes_zero_blocks(cloudformation: CloudFormation) -> None:
+    image = cloudformation.image(os.urandom(BLOCK), 2 * BLOCK, os.urandom(BLOCK))
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    answer = cloudformation.create({**cloudformation.stage(image), "KmsKeyArn": key})
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert (answer["Data"]["BlocksWritten"], answer["Data"]["BlocksSkipped"]) == (4, 0)
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+
+
+def test_account_default_encryption_is_seen_from_start_snapshot_and_zero_blocks_written(cloudformation: CloudFormation) -> None:
+    # Encrypted is "false", but the account encrypts every new snapshot (StartSnapshot says sse-ebs)
+    settings = cloudformation.emulation.strict.settings
+    settings.encryption_by_default = True
+    try:
+        image = cloudformation.image(os.urandom(BLOCK), 3 * BLOCK, os.urandom(BLOCK))
+        answer = cloudformation.create({**cloudformation.stage(image), "Encrypted": "false"})
+    finally:
+        settings.encryption_by_default = False
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert (answer["Data"]["BlocksWritten"], answer["Data"]["BlocksSkipped"]) == (5, 0)
+    # a restored read returns zeros where the image has zeros, because they were written
+    cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+
+
+def test_encrypted_read_back_would_catch_skipped_zero_blocks(cloudformation: CloudFormation) -> None:
+    """The encrypted read-back is not vacuous: an unwritten block there reads as noise."""
+    from ebs_snapshot_local.readback import compare_snapshot_with_image
+
+    image = cloudformation.image(os.urandom(BLOCK), BLOCK, os.urandom(BLOCK))
+    answer = cloudformation.create(cloudformation.stage(image))  # unencrypted: block 1 skipped
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    ebs = cloudformation.emulation.client("ebs")
+    assert compare_snapshot_with_image(ebs, answer["PhysicalResourceId"], image, encrypted=True).mismatched == [1]

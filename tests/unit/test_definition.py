@@ -94,3 +94,36 @@ def test_snapshot_deletion_is_limited_to_snapshots_the_provider_tagged() -> None
         assert deleting, name
         for statement in deleting:
             assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], name
+
+
+def statements_of(function: str) -> list[dict[str, Any]]:
+    return [
+        s for p in TEMPLATE["Resources"][function]["Properties"].get("Policies", []) if "Statement" in p for s in p["Statement"]
+    ]
+
+
+def test_image_reads_are_limited_to_the_allowed_buckets() -> None:
+    for function in ("PlanFunction", "WriteRangeFunction"):
+        reads = [s for s in statements_of(function) if s["Sid"] == "ReadImages"]
+        assert reads and reads[0]["Action"] == "s3:GetObject"
+        allowed = reads[0]["Resource"]["Fn::If"]
+        assert allowed[0] == "UseCdkAssetBucket"
+        assert allowed[1] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/*"}
+    everything = [s for f in ("PlanFunction", "WriteRangeFunction", "FinishFunction", "AbortFunction") for s in statements_of(f)]
+    for statement in everything:
+        if "s3:GetObject" in str(statement["Action"]) and statement["Sid"] != "ReadImages":
+            assert "WorkBucket" in str(statement["Resource"]), statement["Sid"]
+
+
+def test_tagging_and_block_writes_are_limited_to_the_providers_snapshots() -> None:
+    guarded = {"ec2:CreateTags", "ec2:DeleteTags", "ebs:PutSnapshotBlock", "ebs:CompleteSnapshot"}
+    for name, resource in TEMPLATE["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in statements_of(name):
+            actions = set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+            if actions & guarded:
+                assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], (
+                    name,
+                    statement["Sid"],
+                )
