@@ -29,7 +29,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.s3.models import FakeKey, s3_backends
 
-from ebs_snapshot_local import strict_ebs, template
+from ebs_snapshot_local import strict_ebs, strict_ec2, template
 from ebs_snapshot_local.cfn_endpoint import ResponseEndpoint
 from ebs_snapshot_local.lambda_runtime import FunctionSpec, LocalLambdaRuntime
 
@@ -67,6 +67,7 @@ class LocalEmulation:
         self.stack_name = stack_name
         self.parameters = parameters or {}
         self.strict = strict_ebs.StrictEbs(settings)
+        self.image_links = strict_ec2.ImageLinks()
         self.runtime = LocalLambdaRuntime()
         self.endpoint = ResponseEndpoint()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -110,6 +111,7 @@ class LocalEmulation:
             timeout=10,
         ).raise_for_status()
         strict_ebs.install(self.strict)
+        strict_ec2.install(self.image_links)
         self.runtime.install()
         # Without Docker moto's Lambda only echoes; send invokes to the function, whose
         # _invoke_lambda the runtime replaced.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from uploader.errors import AwsCallExhausted, AwsCallFailed, DeadlineExceeded, P
 
 T = TypeVar("T")
 
+AMI_ID = re.compile(r"\bami-[0-9a-f]{8,17}\b")
 RETRYABLE_CODES = frozenset(
     {
         "RequestThrottledException",
@@ -319,7 +321,8 @@ def delete_snapshot(snapshot_id: str) -> bool:
             if error_code(error) == "InvalidSnapshot.NotFound":
                 return False
             if error_code(error) == "InvalidSnapshot.InUse":
-                users = ", ".join(images_using(snapshot_id)) or "an AMI"
+                # EC2's message names the image ("... is currently in use by ami-..."); ask if not.
+                users = ", ".join(sorted(set(AMI_ID.findall(error_message(error)))) or images_using(snapshot_id)) or "an AMI"
                 raise SnapshotInUse(
                     f"Failed to delete snapshot {snapshot_id}: it is in use by {users}; deregister the image first"
                 ) from error

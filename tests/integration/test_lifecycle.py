@@ -136,3 +136,23 @@ def test_same_create_delivered_twice_makes_one_snapshot(cloudformation: CloudFor
     emulation.wait_for_executions()
     made = {s["SnapshotId"] for s in emulation.snapshots()} - before
     assert made == {first["PhysicalResourceId"]}
+
+
+def test_delete_of_a_snapshot_an_ami_uses_fails_naming_the_ami_and_never_hangs(cloudformation: CloudFormation) -> None:
+    # GIVEN an AMI registered from the snapshot
+    snapshot_id, props = created(cloudformation)
+    ec2 = cloudformation.emulation.client("ec2")
+    image_id = ec2.register_image(
+        Name="nixos-" + cloudformation.logical_id,
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}],
+    )["ImageId"]
+    # WHEN CloudFormation deletes the snapshot resource
+    answer = cloudformation.delete(snapshot_id, props)
+    # THEN FAILED names the AMI, and the snapshot is still there
+    assert answer["Status"] == "FAILED"
+    assert image_id in answer["Reason"] and snapshot_id in answer["Reason"]
+    assert cloudformation.snapshot(snapshot_id) is not None
+    # and once the image is deregistered, Delete succeeds
+    ec2.deregister_image(ImageId=image_id)
+    assert cloudformation.delete(snapshot_id, props)["Status"] == "SUCCESS"
