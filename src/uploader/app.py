@@ -53,7 +53,7 @@ def write_range(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     """WriteRange state (one Map item): ``{job, range: {index}}`` -> counts."""
     job = plan_step.Job.from_dict(event["job"])
     index = int(event["range"]["index"])
-    logger.append_keys(snapshot_id=job.snapshot_id, range_index=index)
+    logger.append_keys(**job.log_keys(), range_index=index)
     try:
         result = write.write_range(job, index)
     except Exception as error:
@@ -67,7 +67,7 @@ def write_range(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Finish state: ``{job}`` -> Result (the resource's attributes)."""
     job = plan_step.Job.from_dict(event["job"])
-    logger.append_keys(snapshot_id=job.snapshot_id)
+    logger.append_keys(**job.log_keys())
     result = finish_step.finish(job)
     logger.info("Snapshot completion requested", extra=result.to_dict())
     return result.to_dict()

@@ -21,6 +21,8 @@ class Job:
     """Everything a worker and Finish need; small, so it fits any state (see tests)."""
 
     snapshot_id: str
+    cfn_request_id: str
+    execution_name: str
     image_bucket: str
     image_key: str
     image_etag: str
@@ -42,6 +44,10 @@ class Job:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         return cls(**data)
+
+    def log_keys(self) -> dict[str, str]:
+        """What every log line of this upload carries, so one upload can be followed across functions."""
+        return {"snapshot_id": self.snapshot_id, "cfn_request_id": self.cfn_request_id, "execution": self.execution_name}
 
     def range_span(self, index: int) -> tuple[int, int]:
         """(first block, block count) of range ``index``."""
@@ -126,6 +132,8 @@ def run(
     encrypted = bool(started.get("SseType") not in (None, "none") or spec.encrypted or spec.kms_key_arn)
     job = Job(
         snapshot_id=str(started["SnapshotId"]),
+        cfn_request_id=request.request_id,
+        execution_name=execution_name,
         image_bucket=spec.image_bucket,
         image_key=spec.image_key,
         image_etag=etag,

@@ -20,6 +20,8 @@ def job_for(image_size: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> p
     range_blocks, range_count = plan.plan_ranges(block_count, max_workers)
     return plan.Job(
         snapshot_id="snap-0123456789abcdef0",
+        cfn_request_id="7f3e2a9c-1d4b-4e6f-8a2b-3c4d5e6f7a8b",
+        execution_name="upload-0123456789abcdef0123456789abcdef01234567",
         image_bucket="cdk-hnb659fds-assets-123456789012-eu-west-1",
         image_key="4f1c8a0e2b7d9c3f5a6e1d8b0c2f4a7e9b1d3c5f7a9e2b4d6f8a0c1e3b5d7f9e.raw",
         image_etag='"0123456789abcdef0123456789abcdef-1024"',
@@ -95,3 +97,16 @@ def test_small_image_is_split_for_parallel_workers() -> None:
 
 def test_manifest_items_are_range_indexes() -> None:
     assert plan.manifest(3) == [{"index": 0}, {"index": 1}, {"index": 2}]
+
+
+def test_wait_loop_cannot_approach_the_history_limit() -> None:
+    """Each turn of CheckSnapshot -> IsCompleted -> WaitForSnapshot adds ~9 history events; the
+    poll schedule and the one-hour ceiling bound the turns."""
+    from uploader import config
+
+    seconds, turns = 0.0, 0
+    while seconds < 3600:
+        wait = next(s for after, s in config.POLL_SCHEDULE if seconds >= after)
+        seconds += wait
+        turns += 1
+    assert turns * 9 + 100 < 25_000 // 4, turns
