@@ -79,6 +79,8 @@ class FaultPlan:
 
     throttle_share: float = 0.0  # share of block writes answered RequestThrottledException
     server_error_share: float = 0.0  # share answered InternalServerException (HTTP 500)
+    burst_after_calls: int | None = None  # after this many block writes, a burst of 503s ...
+    burst_length: int = 0  # ... this many in a row
     hanging_calls: int = 0  # this many block writes are accepted and never answered
     hang_seconds: float = 20.0  # longer than the uploader's read timeout
     not_found_seconds: float = 0.0  # "snapshot does not exist" for this long after StartSnapshot
@@ -90,6 +92,7 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
         self.lock = threading.Lock()
+        self.block_calls = 0
 
     def note(self, kind: str) -> None:
         with self.lock:
@@ -109,10 +112,15 @@ class FaultPlan:
                 "AccessDeniedException", "User is not authorized to perform: ebs:PutSnapshotBlock", "UNAUTHORIZED_ACCOUNT", 403
             )
         with self.lock:
+            self.block_calls += 1
             draw = self.random.random()
             hang = self.hanging_calls > 0 and draw < 0.5
             if hang:
                 self.hanging_calls -= 1
+            in_burst = self.burst_after_calls is not None and 0 <= self.block_calls - self.burst_after_calls < self.burst_length
+        if in_burst:
+            self.note("burst_503")
+            raise EbsError("ServiceUnavailableException", "Service unavailable.", None, 503)
         if hang:
             self.note("hang")
             time.sleep(self.hang_seconds)  # the caller has long given up; this answer goes nowhere

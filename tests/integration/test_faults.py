@@ -24,8 +24,11 @@ def faults(emulation: LocalEmulation) -> Iterator[LocalEmulation]:
 def test_throttling_5xx_and_a_hanging_call_still_give_the_exact_image(
     cloudformation: CloudFormation, faults: LocalEmulation
 ) -> None:
-    # GIVEN EBS throttles 10% of block writes, fails 1% with 500, and swallows one call whole
-    faults.strict.faults = FaultPlan(throttle_share=0.10, server_error_share=0.01, hanging_calls=1, seed=7)
+    # GIVEN EBS throttles 10% of block writes, fails 1% with 500, sends a burst of 20 503s,
+    # and swallows one call whole
+    faults.strict.faults = FaultPlan(
+        throttle_share=0.10, server_error_share=0.01, burst_after_calls=60, burst_length=20, hanging_calls=1, seed=7
+    )
     image = cloudformation.image(os.urandom(40 * BLOCK), 20 * BLOCK, os.urandom(100 * BLOCK) + b"tail")
     puts_before = faults.strict.calls.get("PutSnapshotBlock", 0)
     # WHEN the resource is created
@@ -33,9 +36,9 @@ def test_throttling_5xx_and_a_hanging_call_still_give_the_exact_image(
     # THEN it succeeds, every fault kind was hit and retried, and the bytes are the image's
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     injected = faults.strict.faults.injected
-    assert injected.get("throttled", 0) >= 5 and injected.get("hang") == 1
+    assert injected.get("throttled", 0) >= 5 and injected.get("hang") == 1 and injected.get("burst_503") == 20
     puts = faults.strict.calls["PutSnapshotBlock"] - puts_before
-    assert puts >= 141 + injected.get("throttled", 0) + injected.get("server_error", 0) + 1
+    assert puts >= 141 + sum(injected.values())
     assert answer["Data"]["BlocksWritten"] == 141
     cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
     print(f"fault run: {puts} PutSnapshotBlock calls for 141 blocks; injected {injected}")
