@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from handler import sfn
 from handler.properties import parse_properties, parse_service_timeout
 from uploader import aws, config, tags
-from uploader.errors import InvalidProperty
+from uploader.errors import InvalidProperty, ProviderError
 from uploader.spec import Request, SnapshotSpec
 
 logger = Logger(service="ebs-snapshot-provider", child=True)
@@ -77,7 +77,12 @@ def delete(event: dict[str, Any], settings: Settings) -> Answer:
     physical_id = str(event.get("PhysicalResourceId", ""))
     if not SNAPSHOT_ID.match(physical_id):
         # A Create that failed or outlived its ServiceTimeout: its upload may still be running.
-        abandoned = abandon_uploads(event, settings)
+        # Best effort: this Delete must succeed, or the stack's rollback fails too.
+        try:
+            abandoned = abandon_uploads(event, settings)
+        except ProviderError as error:
+            logger.error("Could not stop the resource's upload; Abort or the snapshot Timeout will end it", error=str(error))
+            abandoned = []
         logger.info("Delete of a resource that never became a snapshot", physical_resource_id=physical_id, deleted=abandoned)
         return Answer(physical_id)
     snapshot = aws.describe_snapshot(physical_id)

@@ -32,6 +32,7 @@ from uploader.errors import AwsCallExhausted, AwsCallFailed, DeadlineExceeded, P
 
 T = TypeVar("T")
 
+COMPLETION_MISMATCH = re.compile(r"checksum|ChangedBlocksCount|count", re.IGNORECASE)
 AMI_ID = re.compile(r"\bami-[0-9a-f]{8,17}\b")
 RETRYABLE_CODES = frozenset(
     {
@@ -52,11 +53,15 @@ RETRYABLE_CODES = frozenset(
 )
 # A public uploader saw this ValidationException once and it succeeded on retry.
 RETRYABLE_MESSAGES = ("Failed to read block data",)
-# The request may have been carried out: retrying is safe only for idempotent calls.
-AMBIGUOUS_NETWORK_ERRORS = (ReadTimeoutError, ConnectionClosedError, ResponseStreamingError, ProtocolError)
-# The request never reached the service.
-UNSENT_NETWORK_ERRORS = (ConnectTimeoutError, EndpointConnectionError)
-NETWORK_ERRORS = AMBIGUOUS_NETWORK_ERRORS + UNSENT_NETWORK_ERRORS
+NETWORK_ERRORS = (
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    # These may hide a request that was carried out; every call here is safe to repeat.
+    ReadTimeoutError,
+    ConnectionClosedError,
+    ResponseStreamingError,
+    ProtocolError,
+)
 
 
 _clients: dict[str, Any] = {}
@@ -107,13 +112,11 @@ def error_message(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", ""))
 
 
-def is_retryable(error: Exception, *, snapshot_visible_after: float | None = None, idempotent: bool = True) -> bool:
+def is_retryable(error: Exception, *, snapshot_visible_after: float | None = None) -> bool:
     """Classify one failed attempt. ``snapshot_visible_after`` is the epoch time until which a
     "snapshot does not exist" answer is expected (just after StartSnapshot) and so retryable.
-    A call that is not ``idempotent`` is not retried after an error that may hide a success."""
-    if isinstance(error, AMBIGUOUS_NETWORK_ERRORS):
-        return idempotent
-    if isinstance(error, UNSENT_NETWORK_ERRORS):
+    Every call made through ``call`` must be safe to repeat (see ``complete_snapshot``)."""
+    if isinstance(error, NETWORK_ERRORS):
         return True
     if not isinstance(error, ClientError):
         return False
@@ -136,7 +139,6 @@ def call(
     snapshot_visible_after: float | None = None,
     budget_seconds: float = config.CALL_BUDGET_SECONDS,
     max_attempts: int = config.CALL_MAX_ATTEMPTS,
-    idempotent: bool = True,
     deadline: float | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails fatally, or the retry budget is spent.
@@ -155,7 +157,7 @@ def call(
         except ProviderError:
             raise
         except Exception as error:
-            if not is_retryable(error, snapshot_visible_after=snapshot_visible_after, idempotent=idempotent):
+            if not is_retryable(error, snapshot_visible_after=snapshot_visible_after):
                 raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
             delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
             if deadline_binds and time.monotonic() + delay > give_up_at:
@@ -185,7 +187,9 @@ def head_object(bucket: str, key: str) -> dict[str, Any]:
     return call(f"read s3://{bucket}/{key}", lambda: client("s3").head_object(Bucket=bucket, Key=key))
 
 
-def get_object_range(bucket: str, key: str, first_byte: int, last_byte: int, etag: str | None) -> bytes:
+def get_object_range(
+    bucket: str, key: str, first_byte: int, last_byte: int, etag: str | None, *, deadline: float | None = None
+) -> bytes:
     """Bytes ``first_byte..last_byte`` (inclusive) of an object, pinned to ``etag`` when given
     so an object replaced mid-upload fails instead of mixing two images."""
 
@@ -195,7 +199,7 @@ def get_object_range(bucket: str, key: str, first_byte: int, last_byte: int, eta
         data: bytes = response["Body"].read()
         return data
 
-    return call(f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}", attempt)
+    return call(f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}", attempt, deadline=deadline)
 
 
 def put_object(bucket: str, key: str, body: bytes) -> None:
@@ -268,14 +272,28 @@ def put_snapshot_block(
     )
 
 
-def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str | None) -> str:
-    """CompleteSnapshot once. Not idempotent (a second call on a completing snapshot fails), so
-    an error that may hide a success (a read timeout) is raised, not retried: see finish.py."""
+def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str | None, *, asked_before: bool) -> None:
+    """CompleteSnapshot, safe to repeat. A second call on a snapshot already completing is refused
+    with a ValidationException; when this snapshot's completion was asked for before (an earlier
+    Finish, or an attempt of this call whose answer was lost), that refusal means done. A
+    refusal about the count or checksum always fails."""
     parameters: dict[str, Any] = {"SnapshotId": snapshot_id, "ChangedBlocksCount": changed_blocks_count}
     if checksum:
         parameters.update(Checksum=checksum, ChecksumAlgorithm="SHA256", ChecksumAggregationMethod="LINEAR")
-    response = call(f"complete snapshot {snapshot_id}", lambda: client("ebs").complete_snapshot(**parameters), idempotent=False)
-    return str(response["Status"])
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            client("ebs").complete_snapshot(**parameters)
+        except ClientError as error:
+            repeated = asked_before or attempts > 1
+            if repeated and error_code(error) == "ValidationException" and not COMPLETION_MISMATCH.search(error_message(error)):
+                return
+            raise
+
+    call(f"complete snapshot {snapshot_id}", attempt)
 
 
 # --- EC2 -----------------------------------------------------------------------------------

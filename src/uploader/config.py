@@ -58,9 +58,10 @@ POLL_SCHEDULE = ((600, 10), (60, 5), (0, 2))
 # handler sets: request time plus this, safely inside CloudFormation's one hour.
 EXECUTION_BUDGET_SECONDS = 55 * 60
 # With a ServiceTimeout set on the resource, the deadline keeps this share of it, and at least
-# this many seconds, in reserve: stopping the workers, Abort and the FAILED answer take ~10 s.
+# this many seconds, in reserve: a call in flight (5 s connect + 12 s read), the Map failing,
+# Abort and the FAILED answer, with cold starts.
 DEADLINE_MARGIN_FRACTION = 0.1
-DEADLINE_RESERVE_SECONDS = 20
+DEADLINE_RESERVE_SECONDS = 60
 
 # --- Where the workers leave per-block digests ----------------------------------------------
 WORK_PREFIX = "executions"

@@ -3,10 +3,9 @@
 Called by the Finish state through ``app.finish``. Reports are read in range order, a window at
 a time, so memory stays bounded whatever the image size.
 
-CompleteSnapshot is asked for at most once per snapshot: EC2 shows ``pending`` both before and
-after it, and a second call on a completing snapshot fails. A marker in the work bucket records
-that it was asked; a re-run of Finish (a Lambda retry) then leaves the verdict to the wait loop,
-as does a call whose answer was lost (read timeout).
+EC2 shows ``pending`` both before and after CompleteSnapshot, and a second call on a completing
+snapshot is refused. A marker in the work bucket records that completion was asked for, so a
+re-run of Finish (a Lambda retry), or a retry after a lost answer, takes that refusal as done.
 """
 
 from __future__ import annotations
@@ -17,14 +16,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from aws_lambda_powertools import Logger
-
 from uploader import aws, digests, tags
-from uploader.errors import AwsCallFailed, IncompleteUpload
+from uploader.errors import IncompleteUpload
 from uploader.plan import Job
 
 READ_WINDOW = 32
-logger = Logger(service="ebs-snapshot-provider", child=True)
 
 
 @dataclass(frozen=True)
@@ -100,22 +96,15 @@ def read_reports(job: Job) -> Iterator[tuple[int, digests.RangeReport | None]]:
 
 
 def request_completion(job: Job, changed_blocks_count: int, checksum: str) -> None:
-    """CompleteSnapshot, unless this snapshot's completion was already requested."""
-    marker = job.completion_marker_key
-    if aws.get_object_if_exists(job.work_bucket, marker) is not None:
-        logger.info("Completion already requested by an earlier Finish; the wait loop decides")
-        return
+    """CompleteSnapshot, recognising a repeated ask (see ``aws.complete_snapshot``)."""
     current = aws.describe_snapshot(job.snapshot_id)
     if current is not None and current.get("State") == "completed":
         return
-    aws.put_object(job.work_bucket, marker, b"")
-    try:
-        aws.complete_snapshot(job.snapshot_id, changed_blocks_count, checksum or None)
-    except AwsCallFailed as error:
-        if not isinstance(error.__cause__, aws.AMBIGUOUS_NETWORK_ERRORS):
-            raise
-        # The request may have been carried out; asking again would fail if it was.
-        logger.warning("CompleteSnapshot answer lost; the wait loop decides", error=str(error))
+    marker = job.completion_marker_key
+    asked_before = aws.get_object_if_exists(job.work_bucket, marker) is not None
+    if not asked_before:
+        aws.put_object(job.work_bucket, marker, b"")
+    aws.complete_snapshot(job.snapshot_id, changed_blocks_count, checksum or None, asked_before=asked_before)
 
 
 def compact(result: Result) -> dict[str, object]:

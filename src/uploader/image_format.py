@@ -1,7 +1,7 @@
 """Recognise disk images that are not raw, so their container bytes never become a snapshot.
 
 Pure functions over the first and last bytes of the object (Plan reads them with two ranged
-GETs). qcow2, VHD, VHDX, VMDK, VDI and gzip/xz/zstd/bzip2 are rejected with the command that
+GETs). qcow2, QED, VHD, VHDX, VMDK, VDI and gzip/xz/zstd/bzip2 are rejected with the command that
 converts them. A fixed VHD is a raw image followed by a 512-byte footer: that footer is dropped
 and the raw part uploaded, exactly what ``qemu-img convert -O raw`` would produce.
 """
@@ -27,7 +27,8 @@ SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
     (b"vhdxfile", 0, "VHDX", CONVERT.format(name="image.vhdx")),
     (b"KDMV", 0, "VMDK (sparse)", CONVERT.format(name="image.vmdk")),
     (b"# Disk DescriptorFile", 0, "VMDK (descriptor)", CONVERT.format(name="image.vmdk")),
-    (b"<<< Oracle VM VirtualBox Disk Image >>>", 0, "VDI", CONVERT.format(name="image.vdi")),
+    (b"\x7f\x10\xda\xbe", 0x40, "VDI", CONVERT.format(name="image.vdi")),
+    (b"QED\x00", 0, "QED", CONVERT.format(name="image.qed")),
     (VHD_COOKIE, 0, "VHD (dynamic or differencing)", CONVERT.format(name="image.vhd")),
     (b"\x1f\x8b\x08", 0, "gzip-compressed", DECOMPRESS.format(tool="gunzip")),
     (b"\xfd7zXZ\x00", 0, "xz-compressed", DECOMPRESS.format(tool="unxz")),

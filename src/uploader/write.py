@@ -65,7 +65,7 @@ def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Ev
         )
     first_byte = first_block * geometry.BLOCK_SIZE
     last_byte = min(job.image_size, (first_block + block_count) * geometry.BLOCK_SIZE) - 1
-    data = aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag)
+    data = aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag, deadline=job.deadline)
     written: list[tuple[int, bytes]] = []
     for offset in range(0, len(data), geometry.BLOCK_SIZE):
         if stop.is_set():

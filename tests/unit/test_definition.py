@@ -127,3 +127,42 @@ def test_tagging_and_block_writes_are_limited_to_the_providers_snapshots() -> No
                     name,
                     statement["Sid"],
                 )
+
+
+def test_every_function_may_make_the_s3_and_ec2_calls_its_code_makes() -> None:
+    """moto does not evaluate IAM, so the emulation cannot catch a missing permission: list them."""
+    needed = {
+        "PlanFunction": {"s3:GetObject", "s3:PutObject", "ebs:StartSnapshot", "ec2:DeleteSnapshot"},
+        "WriteRangeFunction": {"s3:GetObject", "s3:PutObject", "ebs:PutSnapshotBlock"},
+        "FinishFunction": {
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:ListBucket",
+            "ebs:CompleteSnapshot",
+            "ec2:DescribeSnapshots",
+            "ec2:CreateTags",
+        },
+        "CheckSnapshotFunction": {"ec2:DescribeSnapshots"},
+        "AbortFunction": {
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "ec2:DeleteSnapshot",
+            "s3:ListBucket",
+            "s3:GetObject",
+            "s3:DeleteObject",
+        },
+        "ProviderFunction": {
+            "states:StartExecution",
+            "states:ListExecutions",
+            "states:DescribeExecution",
+            "states:StopExecution",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "ec2:DeleteSnapshot",
+            "ec2:CreateTags",
+            "ec2:DeleteTags",
+        },
+    }
+    for function, actions in needed.items():
+        granted = {a for s in statements_of(function) for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+        assert actions <= granted, (function, actions - granted)

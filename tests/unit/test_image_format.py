@@ -41,6 +41,12 @@ def check(data: bytes) -> int:
         (lzma.compress(bytes(10_000)), "xz", "unxz"),
         (bz2.compress(bytes(10_000)), "bzip2", "bunzip2"),
         (b"\x28\xb5\x2f\xfd" + bytes(600), "zstd", "unzstd"),
+        (
+            b"<<< QEMU VM Virtual Disk Image >>>\n".ljust(0x40, b"\0") + b"\x7f\x10\xda\xbe" + bytes(600),
+            "VDI",
+            "qemu-img convert -O raw",
+        ),
+        (b"QED\x00" + bytes(600), "QED", "qemu-img convert -O raw"),
     ],
 )
 def test_container_or_compressed_image_is_refused_naming_format_and_fix(data: bytes, named: str, remedy: str) -> None:

@@ -107,13 +107,45 @@ def test_snapshot_not_yet_visible_is_waited_out_for_about_two_minutes(monkeypatc
     )
 
 
-def test_complete_snapshot_is_not_retried_after_an_answer_that_may_be_lost() -> None:
-    calls = []
+class FakeEbs:
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)
+        self.calls = 0
 
-    def attempt() -> None:
-        calls.append(1)
-        raise ReadTimeoutError(endpoint_url="http://ebs")
+    def complete_snapshot(self, **_parameters: object) -> dict[str, str]:
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return {"Status": "pending"}
 
-    with pytest.raises(AwsCallFailed):
-        aws.call("complete snapshot snap-1", attempt, idempotent=False)
-    assert len(calls) == 1
+
+NOT_PENDING = client_error("ValidationException", "The snapshot 'snap-1' is completing, not pending.")
+
+
+def test_complete_snapshot_whose_answer_was_lost_is_asked_again_and_the_refusal_means_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeEbs(ReadTimeoutError(endpoint_url="http://ebs"), NOT_PENDING)
+    monkeypatch.setattr(aws, "client", lambda _service: fake)
+    aws.complete_snapshot("snap-1", 3, "c2hh", asked_before=False)
+    assert fake.calls == 2
+
+
+def test_complete_snapshot_asked_before_by_an_earlier_finish_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeEbs(NOT_PENDING)
+    monkeypatch.setattr(aws, "client", lambda _service: fake)
+    aws.complete_snapshot("snap-1", 3, "c2hh", asked_before=True)
+
+
+def test_complete_snapshot_refused_the_first_time_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aws, "client", lambda _service: FakeEbs(NOT_PENDING))
+    with pytest.raises(AwsCallFailed, match="not pending"):
+        aws.complete_snapshot("snap-1", 3, "c2hh", asked_before=False)
+
+
+def test_complete_snapshot_with_a_wrong_checksum_fails_even_when_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    mismatch = client_error("ValidationException", "The aggregate checksum does not match the blocks written.")
+    monkeypatch.setattr(aws, "client", lambda _service: FakeEbs(mismatch))
+    with pytest.raises(AwsCallFailed, match="checksum"):
+        aws.complete_snapshot("snap-1", 3, "c2hh", asked_before=True)
