@@ -118,13 +118,23 @@ def abandon_uploads(event: dict[str, Any], settings: Settings) -> list[str]:
 
 
 def matching_snapshots(event: dict[str, Any], spec: SnapshotSpec, settings: Settings) -> list[dict[str, Any]]:
-    """Completed snapshots of this resource made for exactly ``spec`` (tags aside)."""
+    """Completed snapshots of this resource made for exactly ``spec`` from the object as it is now
+    (its source tag still matches), newest first."""
     resource = tags.resource_name(str(event["StackId"]), str(event["LogicalResourceId"]))
-    return [
+    candidates = [
         s
         for s in aws.snapshots_tagged(tags.RESOURCE, resource)
         if is_ours(s, settings) and s.get("State") == "completed" and tag(s, tags.CONTENT) == spec.content_key()
     ]
+    if not candidates:
+        return []
+    try:
+        etag = str(aws.head_object(spec.image_bucket, spec.image_key).get("ETag", ""))
+    except ProviderError:
+        return []  # the object is gone or unreadable: let a new upload report it
+    source = tags.source_identity(spec.image_bucket, spec.image_key, etag)
+    current = [s for s in candidates if tag(s, tags.SOURCE) == source]
+    return sorted(current, key=lambda s: str(s.get("StartTime", "")), reverse=True)
 
 
 def validated_spec(event: dict[str, Any], settings: Settings) -> SnapshotSpec:

@@ -32,6 +32,7 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         SnapshotSpec.from_dict(event["spec"]),
         request,
         execution_name=event["execution_name"],
+        execution_arn=event.get("execution_arn"),
         work_bucket=os.environ["WORK_BUCKET"],
         provider_name=os.environ["PROVIDER_NAME"],
         max_workers=max_workers,

@@ -296,6 +296,23 @@ def complete_snapshot(snapshot_id: str, changed_blocks_count: int, checksum: str
     call(f"complete snapshot {snapshot_id}", attempt)
 
 
+# --- Step Functions (the execution's own status) -----------------------------------------
+
+
+def execution_status(execution_arn: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None when there is no such execution."""
+
+    def attempt() -> str | None:
+        try:
+            return str(client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+        except ClientError as error:
+            if error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+
+    return call(f"describe execution {execution_arn}", attempt)
+
+
 # --- EC2 -----------------------------------------------------------------------------------
 
 

@@ -63,3 +63,7 @@ class SnapshotInUse(FatalError):
 
 class NotRawImage(FatalError):
     """The object is a container (qcow2, VHD, VMDK...) or compressed, not a raw disk image."""
+
+
+class UploadStopped(FatalError):
+    """The execution was stopped (CloudFormation deleted the resource) while a step was running."""

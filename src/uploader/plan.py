@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from uploader import aws, config, geometry, image_format, tags
-from uploader.errors import AwsCallFailed, ImageEmpty, ImageNotFound, VolumeTooSmall
+from uploader.errors import AwsCallFailed, ImageEmpty, ImageNotFound, UploadStopped, VolumeTooSmall
 from uploader.spec import Request, SnapshotSpec
 
 
@@ -114,6 +114,7 @@ def run(
     work_bucket: str,
     provider_name: str,
     max_workers: int,
+    execution_arn: str | None = None,
 ) -> Job:
     """Plan the upload and start the snapshot; returns the ``Job`` the other states share."""
     image = head_image(spec)
@@ -151,6 +152,9 @@ def run(
         work_prefix=f"{config.WORK_PREFIX}/{execution_name}/",
     )
     try:
+        # A Delete may have stopped this execution while StartSnapshot ran; Abort will not run then.
+        if execution_arn and aws.execution_status(execution_arn) not in (None, "RUNNING"):
+            raise UploadStopped(f"Execution {execution_arn} was stopped while snapshot {job.snapshot_id} was starting")
         aws.put_object(work_bucket, job.manifest_key, json.dumps(manifest(range_count)).encode())
     except Exception:
         # Nobody else knows this snapshot's id yet: do not leave it pending.

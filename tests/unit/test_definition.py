@@ -132,7 +132,7 @@ def test_tagging_and_block_writes_are_limited_to_the_providers_snapshots() -> No
 def test_every_function_may_make_the_s3_and_ec2_calls_its_code_makes() -> None:
     """moto does not evaluate IAM, so the emulation cannot catch a missing permission: list them."""
     needed = {
-        "PlanFunction": {"s3:GetObject", "s3:PutObject", "ebs:StartSnapshot", "ec2:DeleteSnapshot"},
+        "PlanFunction": {"s3:GetObject", "s3:PutObject", "ebs:StartSnapshot", "ec2:DeleteSnapshot", "states:DescribeExecution"},
         "WriteRangeFunction": {"s3:GetObject", "s3:PutObject", "ebs:PutSnapshotBlock"},
         "FinishFunction": {
             "s3:GetObject",
