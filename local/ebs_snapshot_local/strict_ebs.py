@@ -61,6 +61,8 @@ class StrictSnapshot:
     start_time: float
     status: str = "pending"
     blocks: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # index -> (data, raw digest)
+    tokens: float = -1.0  # the per-snapshot rate limit's bucket; -1: not yet filled
+    tokens_at: float = 0.0
 
 
 @dataclass
@@ -71,6 +73,10 @@ class EmulationSettings:
     completion_delay_seconds: float = 0.5
     # Account-level EBS encryption by default: every new snapshot is encrypted (sse-ebs).
     encryption_by_default: bool = False
+    # Realistic mode: each PutSnapshotBlock takes this long, and a token bucket per snapshot
+    # (this many calls/s, one second of burst) answers RequestThrottledException past it.
+    put_latency_seconds: float = 0.0
+    put_rate_per_snapshot: float | None = None
 
 
 @dataclass
@@ -236,6 +242,9 @@ class StrictEbs:
         self.count("PutSnapshotBlock", snapshot_id, int(block_index))
         snapshot = self.existing(snapshot_id)
         self.faults.before("PutSnapshotBlock", snapshot, int(block_index))
+        if self.settings.put_latency_seconds:
+            time.sleep(self.settings.put_latency_seconds)
+        self.take_token(snapshot)
         if snapshot.status != "pending":
             raise validation(
                 f"The snapshot '{snapshot_id}' is {snapshot.status}, not pending; blocks cannot be written.",
@@ -262,6 +271,21 @@ class StrictEbs:
         with self.lock:
             snapshot.blocks[index] = (bytes(data), digest)
         return base64.b64encode(digest).decode()
+
+    def take_token(self, snapshot: StrictSnapshot) -> None:
+        rate = self.settings.put_rate_per_snapshot
+        if not rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if snapshot.tokens < 0:
+                snapshot.tokens, snapshot.tokens_at = rate, now
+            snapshot.tokens = min(rate, snapshot.tokens + (now - snapshot.tokens_at) * rate)
+            snapshot.tokens_at = now
+            if snapshot.tokens < 1:
+                self.calls["RateThrottled"] = self.calls.get("RateThrottled", 0) + 1
+                raise EbsError("RequestThrottledException", "Rate exceeded for the snapshot.", "RESOURCE_LEVEL_THROTTLE", 400)
+            snapshot.tokens -= 1
 
     def complete_snapshot(
         self, snapshot_id: str, changed_blocks_count: Any, checksum: Any, algorithm: Any, aggregation: Any

@@ -36,6 +36,7 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         work_bucket=os.environ["WORK_BUCKET"],
         provider_name=os.environ["PROVIDER_NAME"],
         max_workers=max_workers,
+        snapshot_write_rate=float(os.environ.get("WRITE_RATE_PER_SNAPSHOT", config.SNAPSHOT_WRITE_RATE)),
     )
     logger.info(
         "Snapshot started",

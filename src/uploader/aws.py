@@ -29,9 +29,13 @@ from urllib3.exceptions import ProtocolError
 
 from uploader import config
 from uploader.errors import AwsCallExhausted, AwsCallFailed, DeadlineExceeded, ProviderError, SnapshotInUse
+from uploader.pacing import AdaptiveRate
 
 T = TypeVar("T")
 
+THROTTLING_CODES = frozenset(
+    {"RequestThrottledException", "ThrottlingException", "Throttling", "TooManyRequestsException", "SlowDown"}
+)
 COMPLETION_MISMATCH = re.compile(r"checksum|ChangedBlocksCount|count", re.IGNORECASE)
 AMI_ID = re.compile(r"\bami-[0-9a-f]{8,17}\b")
 RETRYABLE_CODES = frozenset(
@@ -140,12 +144,14 @@ def call(
     budget_seconds: float = config.CALL_BUDGET_SECONDS,
     max_attempts: int = config.CALL_MAX_ATTEMPTS,
     deadline: float | None = None,
+    pacer: AdaptiveRate | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails fatally, or the retry budget is spent.
 
     ``what`` completes the sentence "Failed to ..." in error messages, e.g.
     "put block 4097 of snap-0123". Backoff is exponential with full jitter. ``deadline`` (epoch
-    seconds) cuts the budget short: no retry is started that would end past it.
+    seconds) cuts the budget short: no retry is started that would end past it. A ``pacer``
+    spaces the attempts and learns from throttling (see pacing.py).
     """
     deadline_binds = deadline is not None and deadline - time.time() < budget_seconds
     if deadline is not None:
@@ -153,10 +159,14 @@ def call(
     give_up_at = time.monotonic() + budget_seconds
     for attempt_number in range(1, max_attempts + 1):
         try:
-            return attempt()
+            if pacer is not None:
+                pacer.acquire()
+            result = attempt()
         except ProviderError:
             raise
         except Exception as error:
+            if pacer is not None and isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES:
+                pacer.throttled()
             if not is_retryable(error, snapshot_visible_after=snapshot_visible_after):
                 raise AwsCallFailed(f"Failed to {what}: {describe(error)}") from error
             delay = random.uniform(0, min(config.BACKOFF_CAP_SECONDS, config.BACKOFF_BASE_SECONDS * 2**attempt_number))
@@ -170,6 +180,10 @@ def call(
                     f"Failed to {what}: still failing after {attempt_number} attempts: {describe(error)}"
                 ) from error
             time.sleep(delay)
+        else:
+            if pacer is not None:
+                pacer.succeeded()
+            return result
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -256,6 +270,7 @@ def put_snapshot_block(
     *,
     snapshot_visible_after: float,
     deadline: float | None = None,
+    pacer: AdaptiveRate | None = None,
 ) -> None:
     call(
         f"put block {block_index} of {snapshot_id}",
@@ -269,6 +284,7 @@ def put_snapshot_block(
         ),
         snapshot_visible_after=snapshot_visible_after,
         deadline=deadline,
+        pacer=pacer,
     )
 
 

@@ -41,6 +41,11 @@ RANGES_PER_WORKER = 4
 # at ~60 ms a call is ~1,070 calls/s, just at the limit rather than 4x over it.
 DEFAULT_MAX_WORKERS = 4
 
+# EBS accepts about 1,000 PutSnapshotBlock calls/s per snapshot, not adjustable (the reference's
+# quotas). Workers share this and pace themselves (pacing.py); the WRITE_RATE_PER_SNAPSHOT
+# environment variable of the Plan function overrides it (benchmarks scale it down).
+SNAPSHOT_WRITE_RATE = 1000.0
+
 # --- Inside one worker -----------------------------------------------------------------------
 # Concurrent PutSnapshotBlock calls per worker: at ~60 ms a call, 16 threads give ~270 calls/s.
 WRITER_THREADS = 16

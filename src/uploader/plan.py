@@ -35,6 +35,7 @@ class Job:
     deadline: float  # epoch seconds: past it, workers stop and the upload fails (see handler.lifecycle)
     range_blocks: int
     range_count: int
+    write_rate_per_worker: float  # PutSnapshotBlock calls/s this worker starts at (pacing.py)
     work_bucket: str
     work_prefix: str
 
@@ -115,6 +116,7 @@ def run(
     provider_name: str,
     max_workers: int,
     execution_arn: str | None = None,
+    snapshot_write_rate: float = config.SNAPSHOT_WRITE_RATE,
 ) -> Job:
     """Plan the upload and start the snapshot; returns the ``Job`` the other states share."""
     image = head_image(spec)
@@ -148,6 +150,7 @@ def run(
         deadline=request.deadline,
         range_blocks=range_blocks,
         range_count=range_count,
+        write_rate_per_worker=snapshot_write_rate / max(1, min(max_workers, range_count)),
         work_bucket=work_bucket,
         work_prefix=f"{config.WORK_PREFIX}/{execution_name}/",
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from uploader import aws, config, digests, geometry
 from uploader.errors import DeadlineExceeded
+from uploader.pacing import AdaptiveRate
 from uploader.plan import Job
 
 ZERO_BLOCK = bytes(geometry.BLOCK_SIZE)
@@ -36,9 +37,10 @@ def write_range(job: Job, index: int) -> RangeResult:
         for start in range(first_block, first_block + block_count, config.READ_CHUNK_BLOCKS)
     ]
     stop = threading.Event()
+    pacer = AdaptiveRate(job.write_rate_per_worker)
     written: list[tuple[int, bytes]] = []
     with ThreadPoolExecutor(max_workers=config.WRITER_THREADS, thread_name_prefix=f"range{index}") as pool:
-        futures = [pool.submit(write_chunk, job, start, count, stop) for start, count in chunks]
+        futures = [pool.submit(write_chunk, job, start, count, stop, pacer) for start, count in chunks]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
@@ -53,7 +55,9 @@ def write_range(job: Job, index: int) -> RangeResult:
     return RangeResult(index=index, blocks_written=len(written), blocks_skipped=report.skipped)
 
 
-def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Event) -> list[tuple[int, bytes]]:
+def write_chunk(
+    job: Job, first_block: int, block_count: int, stop: threading.Event, pacer: AdaptiveRate | None = None
+) -> list[tuple[int, bytes]]:
     """Read ``block_count`` blocks from ``first_block`` with one GET and put each; returns
     (index, digest) of the blocks written, ascending."""
     if stop.is_set():
@@ -83,6 +87,7 @@ def write_chunk(job: Job, first_block: int, block_count: int, stop: threading.Ev
             digests.block_checksum_b64(digest),
             snapshot_visible_after=job.snapshot_started_at + config.SNAPSHOT_VISIBILITY_GRACE_SECONDS,
             deadline=job.deadline,
+            pacer=pacer,
         )
         written.append((block_index, digest))
     return written

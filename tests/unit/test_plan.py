@@ -34,6 +34,7 @@ def job_for(image_size: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> p
         deadline=1_796_319_545.0,
         range_blocks=range_blocks,
         range_count=range_count,
+        write_rate_per_worker=250.0,
         work_bucket="ebs-snapshot-provider-workbucket-0123456789ab",
         work_prefix="executions/upload-0123456789abcdef0123456789abcdef01234567/",
     )
