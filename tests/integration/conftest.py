@@ -7,6 +7,7 @@ left pending or in error, and no upload execution is still running.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,30 @@ class CloudFormation:
     def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
         found = [s for s in self.emulation.snapshots() if s["SnapshotId"] == snapshot_id]
         return found[0] if found else None
+
+    def plan_directly(self, image: Path) -> Any:
+        """Stage ``image`` and run the Plan step by hand (no execution), for step-by-step tests."""
+        from uploader import plan
+        from uploader.spec import Request, SnapshotSpec
+
+        assert self.emulation.deployment is not None
+        staged = self.stage(image)
+        name = "direct-" + self.logical_id
+        request = Request("Create", name, STACK_ID, self.logical_id, "http://127.0.0.1:9/unused", deadline=9e9)
+        return plan.run(
+            SnapshotSpec(staged["ImageBucket"], staged["ImageKey"]),
+            request,
+            execution_name=name,
+            work_bucket=self.emulation.deployment.work_bucket,
+            provider_name=self.emulation.stack_name,
+            max_workers=4,
+        )
+
+    def wait_until_completed(self, snapshot_id: str, timeout_seconds: float = 10) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while (self.snapshot(snapshot_id) or {}).get("State") != "completed":
+            assert time.monotonic() < deadline, f"{snapshot_id} not completed in {timeout_seconds} s"
+            time.sleep(0.1)
 
     def assert_snapshot_equals_image(self, snapshot_id: str, image: Path) -> None:
         snapshot = self.snapshot(snapshot_id)

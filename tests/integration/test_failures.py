@@ -12,8 +12,7 @@ from ebs_snapshot_local.emulation import LocalEmulation
 from ebs_snapshot_local.strict_ebs import EbsError
 from tests.integration.conftest import BLOCK, CloudFormation
 from uploader import finish as finish_step
-from uploader import plan, write
-from uploader.spec import Request, SnapshotSpec
+from uploader import write
 
 
 @pytest.fixture
@@ -71,24 +70,7 @@ def test_delete_while_create_still_runs_stops_it_and_no_success_follows(
 
 def test_finish_run_twice_does_not_fail_a_good_snapshot(emulation: LocalEmulation, cloudformation: CloudFormation) -> None:
     # GIVEN a planned and written upload, driven step by step
-    assert emulation.deployment is not None
-    staged = cloudformation.stage(cloudformation.image(os.urandom(3 * BLOCK)))
-    request = Request(
-        "Create",
-        "finish-twice-" + cloudformation.logical_id,
-        "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1",
-        cloudformation.logical_id,
-        "http://127.0.0.1:9/none",
-        deadline=9e9,
-    )
-    job = plan.run(
-        SnapshotSpec(staged["ImageBucket"], staged["ImageKey"]),
-        request,
-        execution_name="finish-twice-" + cloudformation.logical_id,
-        work_bucket=emulation.deployment.work_bucket,
-        provider_name=emulation.stack_name,
-        max_workers=4,
-    )
+    job = cloudformation.plan_directly(cloudformation.image(os.urandom(3 * BLOCK)))
     for index in range(job.range_count):
         write.write_range(job, index)
     # WHEN Finish runs, and runs again (a Lambda retry) while EC2 still says pending
@@ -96,10 +78,7 @@ def test_finish_run_twice_does_not_fail_a_good_snapshot(emulation: LocalEmulatio
     second = finish_step.finish(job)
     # THEN both report the same result and the snapshot completes
     assert (first.blocks_written, first.checksum) == (second.blocks_written, second.checksum) == (3, first.checksum)
-    deadline = time.monotonic() + 10
-    while cloudformation.snapshot(job.snapshot_id)["State"] != "completed" and time.monotonic() < deadline:  # type: ignore[index]
-        time.sleep(0.1)
-    assert cloudformation.snapshot(job.snapshot_id)["State"] == "completed"  # type: ignore[index]
+    cloudformation.wait_until_completed(job.snapshot_id)
     emulation.client("ec2").delete_snapshot(SnapshotId=job.snapshot_id)
 
 

@@ -66,38 +66,14 @@ def test_response_url_never_appears_in_logs(cloudformation: CloudFormation) -> N
 
 
 def test_worker_run_twice_rewrites_the_same_blocks_harmlessly(cloudformation: CloudFormation) -> None:
-    from uploader import finish, plan, write
-    from uploader.spec import Request, SnapshotSpec
+    from uploader import finish, write
 
-    emulation = cloudformation.emulation
-    assert emulation.deployment is not None
     image = cloudformation.image(os.urandom(70 * BLOCK))
-    staged = cloudformation.stage(image)
-    request = Request(
-        "Create",
-        "rerun-" + cloudformation.logical_id,
-        "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/2",
-        cloudformation.logical_id,
-        "http://127.0.0.1:9/none",
-        deadline=9e9,
-    )
-    job = plan.run(
-        SnapshotSpec(staged["ImageBucket"], staged["ImageKey"]),
-        request,
-        execution_name="rerun-" + cloudformation.logical_id,
-        work_bucket=emulation.deployment.work_bucket,
-        provider_name=emulation.stack_name,
-        max_workers=4,
-    )
+    job = cloudformation.plan_directly(image)
     for index in range(job.range_count):
         write.write_range(job, index)
     write.write_range(job, 0)  # a Lambda or Step Functions retry of the first range
-    result = finish.finish(job)
-    assert result.blocks_written == 70
-    import time
-
-    deadline = time.monotonic() + 10
-    while cloudformation.snapshot(job.snapshot_id)["State"] != "completed" and time.monotonic() < deadline:  # type: ignore[index]
-        time.sleep(0.1)
+    assert finish.finish(job).blocks_written == 70
+    cloudformation.wait_until_completed(job.snapshot_id)
     cloudformation.assert_snapshot_equals_image(job.snapshot_id, image)
-    emulation.client("ec2").delete_snapshot(SnapshotId=job.snapshot_id)
+    cloudformation.emulation.client("ec2").delete_snapshot(SnapshotId=job.snapshot_id)
