@@ -12,11 +12,12 @@ IMAGE ?=
 PYENV_ROOT ?= $(HOME)/.pyenv
 PY313 := $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13))),$(shell command -v python3.13 2>/dev/null))
 
-.PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build clean
+.PHONY: help setup system-deps demo test lint typecheck pytest unit integration sam-validate sam-build bench clean
 
 help:
 	@echo "make demo [IMAGE=path]  run the main job locally on a real disk image (systemd-repart), verified byte for byte"
 	@echo "make test               lint, type-check, unit and integration tests, sam validate --lint, sam build"
+	@echo "make bench              the benchmark (benchmarks/run.py): achieved rate, throttling, baseline, plan"
 
 $(BIN)/activate: requirements-dev.txt src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +47,8 @@ demo: setup $(if $(IMAGE),,system-deps)
 	$(BIN)/ebs-snapshot-local demo $(if $(IMAGE),--image $(IMAGE))
 
 lint: setup
-	$(BIN)/ruff check src local tests
-	$(BIN)/ruff format --check src local tests
+	$(BIN)/ruff check src local tests benchmarks
+	$(BIN)/ruff format --check src local tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy
@@ -71,6 +72,9 @@ pytest: setup system-deps
 	$(BIN)/pytest tests
 
 test: lint typecheck pytest sam-validate sam-build
+
+bench: setup system-deps
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) $(VENV_SAM) .aws-sam out .pytest_cache .mypy_cache .ruff_cache

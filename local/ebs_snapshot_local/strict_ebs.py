@@ -148,6 +148,8 @@ class StrictEbs:
         self.snapshots: dict[str, StrictSnapshot] = {}
         self.client_tokens: dict[str, tuple[str, str]] = {}  # token -> (parameters fingerprint, snapshot id)
         self.calls: dict[str, int] = {}
+        # monotonic time of every accepted block write, for measuring the achieved rate
+        self.accepted_at: list[float] = []
         # A test's hook, called as each operation arrives; it may raise an EbsError to inject a fault.
         self.fault: Callable[[str, str | None, int | None], None] | None = None
         self.faults = FaultPlan()
@@ -270,6 +272,7 @@ class StrictEbs:
             raise validation(f"The checksum {checksum} does not match the data of block {index}.", "INVALID_BLOCK")
         with self.lock:
             snapshot.blocks[index] = (bytes(data), digest)
+            self.accepted_at.append(time.monotonic())
         return base64.b64encode(digest).decode()
 
     def take_token(self, snapshot: StrictSnapshot) -> None:
