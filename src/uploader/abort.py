@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from uploader import aws, config, tags
+from uploader import aws, tags
+from uploader.plan import work_prefix
 from uploader.spec import Request
 
 
@@ -32,10 +33,6 @@ def abort(request: Request, execution_name: str, work_bucket: str, planned_snaps
             cleanup.deleted.append(snapshot_id)
     aws.delete_prefix(work_bucket, work_prefix(execution_name))
     return cleanup
-
-
-def work_prefix(execution_name: str) -> str:
-    return f"{config.WORK_PREFIX}/{execution_name}/"
 
 
 def failure_key(work_prefix: str, range_index: int) -> str:

@@ -21,8 +21,3 @@ def blocks_spanned(image_size_bytes: int) -> int:
 def smallest_volume_gib(image_size_bytes: int) -> int:
     """Smallest whole-GiB volume that holds the image, at least 1 GiB."""
     return max(MIN_VOLUME_SIZE_GIB, -(-image_size_bytes // GIB))
-
-
-def volume_blocks(volume_size_gib: int) -> int:
-    """Number of valid block indexes in a volume of ``volume_size_gib``."""
-    return volume_size_gib * BLOCKS_PER_GIB

@@ -66,6 +66,11 @@ class Job:
         return f"{self.work_prefix}completion-requested"
 
 
+def work_prefix(execution_name: str) -> str:
+    """Where one execution keeps its files in the work bucket (manifest, reports, notes)."""
+    return f"{config.WORK_PREFIX}/{execution_name}/"
+
+
 def plan_ranges(block_count: int, max_workers: int = config.DEFAULT_MAX_WORKERS) -> tuple[int, int]:
     """(blocks per range, number of ranges) for an image spanning ``block_count`` blocks.
 
@@ -152,7 +157,7 @@ def run(
         range_count=range_count,
         write_rate_per_worker=snapshot_write_rate / max(1, min(max_workers, range_count)),
         work_bucket=work_bucket,
-        work_prefix=f"{config.WORK_PREFIX}/{execution_name}/",
+        work_prefix=work_prefix(execution_name),
     )
     try:
         # A Delete may have stopped this execution while StartSnapshot ran; Abort will not run then.
