@@ -1,7 +1,8 @@
 """Lambda entry points of the provider's front door.
 
 ``on_event`` is the ServiceToken's function: CloudFormation's Create/Update/Delete arrive here
-and go through crhelper to ``lifecycle``. ``on_execution_result`` is the state machine's Respond
+and go through crhelper to ``lifecycle`` (Custom::EbsSnapshot) or ``image_lifecycle``
+(Custom::EbsImage), chosen by the event's ResourceType. ``on_execution_result`` is the state machine's Respond
 state: it answers CloudFormation for the Creates and Updates whose answer was deferred.
 """
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crhelper import CfnResource
 
-from handler import cfn_response, lifecycle
+from handler import cfn_response, image_lifecycle, lifecycle
 from uploader.spec import Request
 
 logger = Logger(service="ebs-snapshot-provider")
@@ -54,19 +55,40 @@ def _answer(answer: lifecycle.Answer) -> str:
     return answer.physical_resource_id
 
 
+IMAGE_RESOURCE_TYPE = "Custom::EbsImage"
+
+
+def _is_image(event: dict[str, Any]) -> bool:
+    # Anything else is a snapshot, as before images existed (AWS::CloudFormation::CustomResource too).
+    return event.get("ResourceType") == IMAGE_RESOURCE_TYPE
+
+
+def _remaining_seconds(context: Any) -> float:
+    return float(context.get_remaining_time_in_millis()) / 1000
+
+
 @helper.create
-def _on_create(event: dict[str, Any], _context: Any) -> str:
-    return _answer(lifecycle.create(event, lifecycle.Settings.from_environment()))
+def _on_create(event: dict[str, Any], context: Any) -> str:
+    settings = lifecycle.Settings.from_environment()
+    if _is_image(event):
+        return _answer(image_lifecycle.create(event, settings, remaining_seconds=_remaining_seconds(context)))
+    return _answer(lifecycle.create(event, settings))
 
 
 @helper.update
-def _on_update(event: dict[str, Any], _context: Any) -> str:
-    return _answer(lifecycle.update(event, lifecycle.Settings.from_environment()))
+def _on_update(event: dict[str, Any], context: Any) -> str:
+    settings = lifecycle.Settings.from_environment()
+    if _is_image(event):
+        return _answer(image_lifecycle.update(event, settings, remaining_seconds=_remaining_seconds(context)))
+    return _answer(lifecycle.update(event, settings))
 
 
 @helper.delete
 def _on_delete(event: dict[str, Any], _context: Any) -> str:
-    return _answer(lifecycle.delete(event, lifecycle.Settings.from_environment()))
+    settings = lifecycle.Settings.from_environment()
+    if _is_image(event):
+        return _answer(image_lifecycle.delete(event, settings))
+    return _answer(lifecycle.delete(event, settings))
 
 
 @logger.inject_lambda_context(clear_state=True)

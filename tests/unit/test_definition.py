@@ -123,10 +123,11 @@ def test_tagging_and_block_writes_are_limited_to_the_providers_snapshots() -> No
         for statement in statements_of(name):
             actions = set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
             if actions & guarded:
-                assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], (
-                    name,
-                    statement["Sid"],
-                )
+                condition = statement["Condition"]["StringEquals"]
+                # Tags given at RegisterImage: the image has none yet, so the request must carry ours.
+                at_creation = condition.get("ec2:CreateAction") == "RegisterImage" and actions == {"ec2:CreateTags"}
+                key = "aws:RequestTag/" if at_creation else "aws:ResourceTag/"
+                assert key + "ebs-snapshot-provider:managed-by" in condition, (name, statement["Sid"])
 
 
 def test_every_function_may_make_the_s3_and_ec2_calls_its_code_makes() -> None:
@@ -161,8 +162,42 @@ def test_every_function_may_make_the_s3_and_ec2_calls_its_code_makes() -> None:
             "ec2:DeleteSnapshot",
             "ec2:CreateTags",
             "ec2:DeleteTags",
+            "ec2:RegisterImage",
+            "ec2:DeregisterImage",
+            "ec2:ModifyImageAttribute",
         },
     }
     for function, actions in needed.items():
         granted = {a for s in statements_of(function) for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
         assert actions <= granted, (function, actions - granted)
+
+
+def image_statements(action: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in statements_of("ProviderFunction")
+        if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+
+
+def test_image_changes_are_limited_to_images_the_provider_registered() -> None:
+    for action in ("ec2:DeregisterImage", "ec2:ModifyImageAttribute", "ec2:DeleteTags"):
+        for statement in image_statements(action):
+            assert "aws:ResourceTag/ebs-snapshot-provider:managed-by" in statement["Condition"]["StringEquals"], action
+    image_arn = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*"}
+    assert all(s["Resource"] == image_arn for s in image_statements("ec2:DeregisterImage"))
+
+
+def test_images_are_registered_only_with_the_providers_tag() -> None:
+    # RegisterImage is authorized on the new image and on each mapped snapshot; only the image
+    # is the provider's own, and it must be tagged as such in the request.
+    by_resource = {s["Resource"]["Fn::Sub"].rsplit(":", 1)[-1]: s for s in image_statements("ec2:RegisterImage")}
+    assert set(by_resource) == {"image/*", "snapshot/*"}
+    assert by_resource["image/*"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/ebs-snapshot-provider:managed-by": {"Ref": "AWS::StackName"}}
+    }
+    assert by_resource["snapshot/*"]["Action"] == "ec2:RegisterImage"
+    tagging = [
+        s for s in image_statements("ec2:CreateTags") if "ec2:CreateAction" in s.get("Condition", {}).get("StringEquals", {})
+    ]
+    assert [s["Condition"]["StringEquals"]["ec2:CreateAction"] for s in tagging] == ["RegisterImage"]
