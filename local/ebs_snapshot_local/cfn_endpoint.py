@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,6 +15,7 @@ from typing import Any
 class ResponseEndpoint:
     def __init__(self) -> None:
         self.responses: dict[str, list[dict[str, Any]]] = {}
+        self.received_at: dict[str, float] = {}  # monotonic time of each request's first answer
         self.condition = threading.Condition()
         endpoint = self
 
@@ -23,6 +25,7 @@ class ResponseEndpoint:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 request_key = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 with endpoint.condition:
+                    endpoint.received_at.setdefault(request_key, time.monotonic())
                     endpoint.responses.setdefault(request_key, []).append(body)
                     endpoint.condition.notify_all()
                 self.send_response(200)

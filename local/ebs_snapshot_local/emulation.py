@@ -26,11 +26,12 @@ import requests
 from botocore.config import Config
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.s3.models import FakeKey, s3_backends
 
 from ebs_snapshot_local import strict_ebs, strict_ec2, template
 from ebs_snapshot_local.cfn_endpoint import ResponseEndpoint
+from ebs_snapshot_local.fast_lane import FastLane
+from ebs_snapshot_local.http_server import KeepAliveMotoServer
 from ebs_snapshot_local.lambda_runtime import FunctionSpec, LocalLambdaRuntime
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,9 @@ class LocalEmulation:
         self.image_links = strict_ec2.ImageLinks()
         self.runtime = LocalLambdaRuntime()
         self.endpoint = ResponseEndpoint()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server = KeepAliveMotoServer(
+            ip_address="127.0.0.1", port=0, front=lambda moto_app: FastLane(moto_app, self.strict, ACCOUNT_ID)
+        )
         self.endpoint_url = ""
         self.deployment: Deployment | None = None
 
@@ -121,6 +124,7 @@ class LocalEmulation:
         self.deployment = self.deploy()
 
     def stop(self) -> None:
+        self.runtime.close_sandboxes()
         self.endpoint.stop()
         self.server.stop()
 

@@ -3,7 +3,8 @@
 moto cannot run Lambda code without Docker; replacing ``LambdaFunction._invoke_lambda`` lets
 Step Functions and the CloudFormation stand-in invoke the real handler named in template.yaml.
 Errors come back the way Lambda reports them (errorType = exception class name), so the
-state machine's Retry and Catch see the same error names as in AWS.
+state machine's Retry and Catch see the same error names as in AWS. Functions listed in
+``isolate`` run in sandbox processes instead (``sandbox``), where their CPU and memory show.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from moto.awslambda.models import LambdaFunction
+
+if TYPE_CHECKING:
+    from ebs_snapshot_local.sandbox import SandboxPool
 
 
 class LambdaServiceFault(Exception):
@@ -63,6 +67,8 @@ class LocalLambdaRuntime:
         self.invocations: dict[str, int] = {}
         # Called before each invocation (function name, event); may raise to simulate a Lambda fault.
         self.before_invoke: Callable[[str, Any], None] | None = None
+        self.isolate: set[str] = set()
+        self._sandboxes: SandboxPool | None = None
 
     def register(self, spec: FunctionSpec) -> None:
         self.functions[spec.name] = spec
@@ -70,20 +76,32 @@ class LocalLambdaRuntime:
     def invoke(self, function_name: str, event: Any) -> tuple[str, bool]:
         spec = self.functions[function_name]
         self.invocations[function_name] = self.invocations.get(function_name, 0) + 1
-        module_name, _, attribute = spec.handler.rpartition(".")
-        handler = getattr(importlib.import_module(module_name), attribute)
-        try:
-            if self.before_invoke is not None:
+        if self.before_invoke is not None:
+            try:
                 self.before_invoke(function_name, event)
-            result = handler(event, LocalContext(spec))
-        except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda would
-            payload = {
-                "errorType": error.error_type if isinstance(error, LambdaServiceFault) else type(error).__name__,
-                "errorMessage": str(error),
-                "stackTrace": traceback.format_exception(error)[-5:],
-            }
-            return json.dumps(payload), True
-        return json.dumps(result), False
+            except Exception as error:  # noqa: BLE001 - a simulated Lambda fault, reported as Lambda would
+                return error_payload(error), True
+        if function_name in self.isolate:
+            return self.sandboxes().invoke(spec, event)
+        return run_handler(spec, event)
+
+    def isolate_functions(self, function_names: set[str], log: IO[str] | None = None) -> SandboxPool:
+        """Run these functions in sandbox processes from now on; returns the pool (its ``stats``)."""
+        from ebs_snapshot_local.sandbox import SandboxPool
+
+        self.close_sandboxes()
+        self.isolate = set(function_names)
+        self._sandboxes = SandboxPool(log)
+        return self._sandboxes
+
+    def sandboxes(self) -> SandboxPool:
+        if self._sandboxes is None:
+            raise RuntimeError("isolate_functions() was not called")
+        return self._sandboxes
+
+    def close_sandboxes(self) -> None:
+        if self._sandboxes is not None:
+            self._sandboxes.close()
 
     def install(self) -> None:
         runtime = self
@@ -95,3 +113,24 @@ class LocalLambdaRuntime:
             return body, errored, ""
 
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def run_handler(spec: FunctionSpec, event: Any) -> tuple[str, bool]:
+    """Call the handler named in ``spec``; (JSON body, errored) as Lambda's Invoke returns them."""
+    module_name, _, attribute = spec.handler.rpartition(".")
+    handler = getattr(importlib.import_module(module_name), attribute)
+    try:
+        result = handler(event, LocalContext(spec))
+    except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda would
+        return error_payload(error), True
+    return json.dumps(result), False
+
+
+def error_payload(error: Exception) -> str:
+    return json.dumps(
+        {
+            "errorType": error.error_type if isinstance(error, LambdaServiceFault) else type(error).__name__,
+            "errorMessage": str(error),
+            "stackTrace": traceback.format_exception(error)[-5:],
+        }
+    )

@@ -150,6 +150,8 @@ class StrictEbs:
         self.calls: dict[str, int] = {}
         # monotonic time of every accepted block write, for measuring the achieved rate
         self.accepted_at: list[float] = []
+        # monotonic time at which each snapshot turned completed, for the completion-to-answer latency
+        self.completed_at: dict[str, float] = {}
         # A test's hook, called as each operation arrives; it may raise an EbsError to inject a fault.
         self.fault: Callable[[str, str | None, int | None], None] | None = None
         self.faults = FaultPlan()
@@ -324,6 +326,7 @@ class StrictEbs:
             if ec2_snapshot is not None and snapshot.status == "completing":
                 snapshot.status = "error" if self.faults.error_after_complete else "completed"
                 ec2_snapshot.status = snapshot.status
+                self.completed_at[snapshot.snapshot_id] = time.monotonic()
 
     def list_snapshot_blocks(self, snapshot_id: str, max_results: Any, starting_index: Any, next_token: Any) -> dict[str, Any]:
         self.count("ListSnapshotBlocks")

@@ -7,6 +7,7 @@ are never nested. Callers get either the result or a ``ProviderError`` that name
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import re
@@ -94,7 +95,7 @@ def forget_clients() -> None:
 
 def _make_client(service: str) -> Any:
     hot_path = service == "ebs"
-    return boto3.client(
+    made = boto3.client(
         service,
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         config=Config(
@@ -106,6 +107,18 @@ def _make_client(service: str) -> Any:
             parameter_validation=not hot_path,
         ),
     )
+    if hot_path:
+        made.meta.events.register("before-sign.ebs.PutSnapshotBlock", _reuse_block_checksum_as_payload_hash)
+    return made
+
+
+def _reuse_block_checksum_as_payload_hash(request: Any, **_: Any) -> None:
+    """SigV4 over plain HTTP (the local emulation) hashes the 512 KiB body a second time; the
+    block's Checksum header already is that SHA-256, so sign with it. Over HTTPS EBS takes
+    the body unsigned and this header is simply the true payload hash."""
+    checksum = request.headers.get("x-amz-Checksum")
+    if checksum:
+        request.headers["X-Amz-Content-SHA256"] = base64.b64decode(checksum).hex()
 
 
 def error_code(error: ClientError) -> str:
