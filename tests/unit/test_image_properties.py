@@ -179,3 +179,12 @@ def test_parser_only_ever_raises_invalid_property(overrides: dict[str, object]) 
         assert str(error)
     else:
         assert spec.root_snapshot_id in spec.snapshot_ids
+
+
+def test_the_sample_event_for_sam_local_invoke_is_valid() -> None:
+    import json
+    from pathlib import Path
+
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "create-image.json").read_text())
+    assert event["ResourceType"] == "Custom::EbsImage"
+    assert parse_image_properties(event["ResourceProperties"]).architecture == "arm64"
