@@ -124,7 +124,7 @@ class SnapshotAsset(Construct):
         return self.resource.get_att_string("SnapshotId")
 
     @property
-    def volume_size(self) -> int | float:
+    def volume_size(self) -> float:
         """The snapshot's volume size in GiB, a token resolved at deploy time."""
         return Token.as_number(self.resource.get_att("VolumeSize"))
 
