@@ -114,10 +114,10 @@ def _make_client(service: str) -> Any:
 
 def _reuse_block_checksum_as_payload_hash(request: Any, **_: Any) -> None:
     """SigV4 over plain HTTP (the local emulation) hashes the 512 KiB body a second time; the
-    block's Checksum header already is that SHA-256, so sign with it. Over HTTPS EBS takes
-    the body unsigned and this header is simply the true payload hash."""
+    block's Checksum header already is that SHA-256, so sign with it. Over HTTPS (AWS) botocore
+    sends PutSnapshotBlock's body unsigned and hashes nothing, so this is left alone there."""
     checksum = request.headers.get("x-amz-Checksum")
-    if checksum:
+    if checksum and request.url.startswith("http://"):
         request.headers["X-Amz-Content-SHA256"] = base64.b64decode(checksum).hex()
 
 

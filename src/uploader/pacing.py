@@ -1,8 +1,14 @@
 """Pacing of PutSnapshotBlock in one worker, so all workers together stay near EBS's per-snapshot
 limit instead of far past it (where most calls would be throttled and retried).
 
-Each worker starts at its share of the limit (``Job.write_rate_per_worker``) and adapts:
-a throttle answer cuts its rate by a third, and each success wins a little back, up to the share.
+Each worker holds a token bucket filled at its share of the limit (``Job.write_rate_per_worker``)
+and adapts: a throttle answer cuts its rate by a third, and each success wins a little back, up
+to the share. The bucket holds up to ``BURST_SECONDS`` of the share, so time a worker spends not
+writing (between two ranges, or while its threads wait for S3) is made up right after, instead of
+being lost: a worker's calls over any window stay within share x window + one burst, and the
+workers' bursts together stay within the burst EBS itself allows. The bucket outlives one range
+in a warm Lambda sandbox (``for_snapshot``), which is where most of that idle time falls.
+
 Used by ``aws.call`` around each attempt; thread-safe across the worker's writer threads.
 """
 
@@ -14,29 +20,60 @@ import time
 CUT_ON_THROTTLE = 0.7
 RECOVERY_PER_SUCCESS = 0.01  # of the share
 FLOOR_FRACTION = 0.05
+# Seconds of the share a worker may save up. All workers' savings together are this many
+# seconds of the per-snapshot limit, which EBS's own burst allowance absorbs (a doubt: AWS does
+# not publish it; the local emulation allows one second). Throttling still cuts the rate.
+BURST_SECONDS = 0.5
+PACERS_KEPT = 4  # snapshots a warm sandbox remembers pacers for
 
 
 class AdaptiveRate:
-    def __init__(self, share_per_second: float) -> None:
+    def __init__(self, share_per_second: float, burst_seconds: float = BURST_SECONDS) -> None:
         self.share = share_per_second
         self.rate = share_per_second
         self.floor = max(1.0, share_per_second * FLOOR_FRACTION)
+        self.burst_seconds = burst_seconds
         self.lock = threading.Lock()
-        self.next_slot = time.monotonic()
+        # Starts empty: a new worker ramps up at its rate rather than bursting with all the others.
+        self.tokens = 0.0
+        self.updated = time.monotonic()
 
     def acquire(self) -> None:
-        """Wait for this worker's next call slot."""
+        """Take one call slot, waiting for it if the bucket is empty."""
         with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.next_slot)
-            self.next_slot = slot + 1.0 / self.rate
-        if slot > now:
-            time.sleep(slot - now)
+            self._refill()
+            self.tokens -= 1.0  # reserve the slot; a negative balance is the wait of this caller
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
 
     def throttled(self) -> None:
         with self.lock:
+            self._refill()
             self.rate = max(self.floor, self.rate * CUT_ON_THROTTLE)
+            self.tokens = min(self.tokens, 0.0)  # no saved-up burst right after a throttle
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        capacity = max(1.0, self.rate * self.burst_seconds)
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
 
     def succeeded(self) -> None:
         with self.lock:
             self.rate = min(self.share, self.rate + self.share * RECOVERY_PER_SUCCESS)
+
+
+_pacers: dict[tuple[str, float], AdaptiveRate] = {}
+_pacers_lock = threading.Lock()
+
+
+def for_snapshot(snapshot_id: str, share_per_second: float) -> AdaptiveRate:
+    """This sandbox's pacer for a snapshot: the same bucket for every range it writes of it."""
+    with _pacers_lock:
+        pacer = _pacers.get((snapshot_id, share_per_second))
+        if pacer is None:
+            while len(_pacers) >= PACERS_KEPT:
+                del _pacers[next(iter(_pacers))]
+            pacer = _pacers[(snapshot_id, share_per_second)] = AdaptiveRate(share_per_second)
+        return pacer

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from uploader import aws, config, digests, geometry
+from uploader import aws, config, digests, geometry, pacing
 from uploader.errors import DeadlineExceeded
 from uploader.pacing import AdaptiveRate
 from uploader.plan import Job
@@ -37,7 +37,7 @@ def write_range(job: Job, index: int) -> RangeResult:
         for start in range(first_block, first_block + block_count, config.READ_CHUNK_BLOCKS)
     ]
     stop = threading.Event()
-    pacer = AdaptiveRate(job.write_rate_per_worker)
+    pacer = pacing.for_snapshot(job.snapshot_id, job.write_rate_per_worker)
     written: list[tuple[int, bytes]] = []
     with ThreadPoolExecutor(max_workers=config.WRITER_THREADS, thread_name_prefix=f"range{index}") as pool:
         futures = [pool.submit(write_chunk, job, start, count, stop, pacer) for start, count in chunks]
