@@ -123,10 +123,23 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
             "errored": errored,
             "cpu_seconds": time.process_time() - cpu_before,
             "wall_seconds": time.monotonic() - wall_before,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux reports KiB
+            "peak_rss_bytes": peak_rss_bytes(),
         }
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that across exec, so a
+    sandbox forked from a large parent would report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main() -> None:

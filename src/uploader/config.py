@@ -35,11 +35,14 @@ MAX_RANGE_BLOCKS = 8_192
 # Below 64 blocks (32 MiB) a range costs more in Lambda start-up than it saves.
 MIN_RANGE_BLOCKS = 64
 # Several ranges per worker keep all workers busy to the end when ranges finish unevenly.
-RANGES_PER_WORKER = 4
+RANGES_PER_WORKER = 2
 # Default Map MaxConcurrency; template.yaml's MaxWorkers parameter overrides it for planning.
-# EBS takes ~1,000 PutSnapshotBlock/s per snapshot, however many write: 4 workers x 16 threads
-# at ~60 ms a call is ~1,070 calls/s, just at the limit rather than 4x over it.
-DEFAULT_MAX_WORKERS = 4
+# The fan-out is sized from the limit: EBS takes ~1,000 PutSnapshotBlock/s per snapshot, and a
+# call takes ~60-150 ms from inside AWS (upload-ami's 64 threads write ~455 blocks/s, which is
+# ~140 ms a call), so holding the limit needs ~150 calls in flight: 8 workers x 24 threads = 192.
+# Pacing keeps them at the limit rather than past it; each worker writes ~125 blocks/s, a third
+# of a 1,769 MB Lambda's vCPU at the measured CPU per block (benchmarks/RESULTS.md).
+DEFAULT_MAX_WORKERS = 8
 
 # EBS accepts about 1,000 PutSnapshotBlock calls/s per snapshot, not adjustable (the reference's
 # quotas). Workers share this and pace themselves (pacing.py); the WRITE_RATE_PER_SNAPSHOT
@@ -47,11 +50,15 @@ DEFAULT_MAX_WORKERS = 4
 SNAPSHOT_WRITE_RATE = 1000.0
 
 # --- Inside one worker -----------------------------------------------------------------------
-# Concurrent PutSnapshotBlock calls per worker: at ~60 ms a call, 16 threads give ~270 calls/s.
-WRITER_THREADS = 16
-# One ranged S3 GET feeds this many blocks (4 MiB). Peak buffer memory per worker is about
-# WRITER_THREADS x READ_CHUNK_BLOCKS x 512 KiB x 2 (chunk + block copy) = 128 MiB, whatever
-# the image size.
+# Concurrent PutSnapshotBlock calls per worker: at ~150 ms a call, 24 threads give ~160 calls/s,
+# above a worker's share (1,000 / 8 = 125/s).
+WRITER_THREADS = 24
+# One ranged S3 GET feeds this many blocks (4 MiB), and this many reader threads GET at once,
+# ahead of the writers by at most QUEUED_BLOCKS. A worker's buffers are then about
+# READER_THREADS x 4 MiB + (QUEUED_BLOCKS + WRITER_THREADS) x 512 KiB = 40 MiB, whatever the
+# image or range size (benchmarks/RESULTS.md has the measured peak RSS).
+READER_THREADS = 4
+QUEUED_BLOCKS = 24
 READ_CHUNK_BLOCKS = 8
 
 # --- Waiting for "completed" ----------------------------------------------------------------

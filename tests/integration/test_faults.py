@@ -122,7 +122,7 @@ def test_snapshot_pending_past_the_deadline_answers_failed_and_is_deleted(
 
 
 def test_workers_pace_themselves_under_the_per_snapshot_limit(cloudformation: CloudFormation, faults: LocalEmulation) -> None:
-    # GIVEN EBS's per-snapshot limit scaled to 50 calls/s (well below what 4 workers x 16 threads
+    # GIVEN EBS's per-snapshot limit scaled to 50 calls/s (well below what 8 workers x 24 threads
     # offer here: unpaced, ~40% of calls were throttled in this setting), 20 ms a call, and the
     # workers told the limit
     settings = faults.strict.settings
