@@ -1,0 +1,85 @@
+"""The emulation's own machinery that the benchmark relies on: keep-alive connections, the
+fast lane for block puts and ranged GETs, and workers in sandbox processes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import uuid
+from urllib.parse import urlsplit
+
+from ebs_snapshot_local.emulation import LocalEmulation
+from tests.integration.conftest import BLOCK, CloudFormation
+
+SIGNED_FOR_S3 = "AWS4-HMAC-SHA256 Credential=testing/20261203/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def test_one_connection_carries_many_requests_and_ranged_gets_match_the_object(
+    emulation: LocalEmulation, cloudformation: CloudFormation
+) -> None:
+    # GIVEN an object of 3 blocks
+    content = os.urandom(3 * BLOCK)
+    bucket, key = emulation.stage_image(cloudformation.image(content))
+    etag = emulation.client("s3").head_object(Bucket=bucket, Key=key)["ETag"]
+    host = urlsplit(emulation.endpoint_url)
+    connection = http.client.HTTPConnection(str(host.hostname), host.port, timeout=10)
+    answers = []
+    # WHEN three ranged GETs go over one connection (the last one past the end, and one with a stale ETag)
+    for first, last, if_match in ((0, 9, etag), (BLOCK, 2 * BLOCK - 1, etag), (3 * BLOCK - 5, 4 * BLOCK, etag), (0, 9, '"0"')):
+        connection.request(
+            "GET",
+            f"/{bucket}/{key}",
+            headers={"Range": f"bytes={first}-{last}", "If-Match": if_match, "Authorization": SIGNED_FOR_S3},
+        )
+        response = connection.getresponse()
+        answers.append((response.status, response.getheader("Content-Range"), response.read(), response.getheader("ETag")))
+        socket_in_use = connection.sock
+        assert socket_in_use is not None  # THEN the server kept the connection open
+    connection.close()
+    # THEN the bytes and headers are S3's
+    assert answers[0] == (206, f"bytes 0-9/{3 * BLOCK}", content[:10], etag)
+    assert answers[1] == (206, f"bytes {BLOCK}-{2 * BLOCK - 1}/{3 * BLOCK}", content[BLOCK : 2 * BLOCK], etag)
+    assert answers[2][:3] == (206, f"bytes {3 * BLOCK - 5}-{3 * BLOCK - 1}/{3 * BLOCK}", content[-5:])
+    assert answers[3][0] == 412  # a stale If-Match is moto's to answer, as S3 does
+
+
+def test_block_put_errors_through_the_fast_lane_read_as_ebs_sends_them(emulation: LocalEmulation) -> None:
+    ebs = emulation.client("ebs")
+    snapshot_id = ebs.start_snapshot(VolumeSize=1, ClientToken=uuid.uuid4().hex)["SnapshotId"]
+    block = os.urandom(BLOCK)
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    try:
+        ebs.put_snapshot_block(
+            SnapshotId=snapshot_id, BlockIndex=0, BlockData=block, DataLength=BLOCK, Checksum=wrong, ChecksumAlgorithm="SHA256"
+        )
+        raise AssertionError("a wrong checksum was accepted")
+    except ebs.exceptions.ValidationException as error:
+        assert "does not match the data of block 0" in error.response["Error"]["Message"]
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    finally:
+        emulation.client("ec2").delete_snapshot(SnapshotId=snapshot_id)
+
+
+def test_workers_in_sandbox_processes_write_the_exact_image_and_report_their_cost(
+    emulation: LocalEmulation, cloudformation: CloudFormation
+) -> None:
+    # GIVEN WriteRange running in sandbox processes, as the benchmark runs it
+    assert emulation.deployment is not None
+    worker = emulation.deployment.functions["WriteRangeFunction"].name
+    sandboxes = emulation.runtime.isolate_functions({worker})
+    try:
+        image = cloudformation.image(os.urandom(40 * BLOCK), 30 * BLOCK, os.urandom(BLOCK + 7))
+        # WHEN a Create runs
+        answer = cloudformation.create(cloudformation.stage(image))
+        # THEN the snapshot holds the image, and every worker invocation reported its CPU and memory
+        assert answer["Status"] == "SUCCESS", answer.get("Reason")
+        cloudformation.assert_snapshot_equals_image(answer["PhysicalResourceId"], image)
+        assert answer["Data"]["BlocksWritten"] == 42
+        assert sandboxes.stats, "no worker ran in a sandbox"
+        assert all(s.function_name == worker and not s.errored for s in sandboxes.stats)
+        assert all(s.cpu_seconds > 0 and 20 << 20 < s.peak_rss_bytes < 2 << 30 for s in sandboxes.stats)
+        assert cloudformation.delete(answer["PhysicalResourceId"], {})["Status"] == "SUCCESS"
+    finally:
+        emulation.runtime.isolate_functions(set()).close()
