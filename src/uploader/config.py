@@ -40,6 +40,7 @@ RANGES_PER_WORKER = 2
 # The fan-out is sized from the limit: EBS takes ~1,000 PutSnapshotBlock/s per snapshot, and a
 # call takes ~60-150 ms from inside AWS (upload-ami's 64 threads write ~455 blocks/s, which is
 # ~140 ms a call), so holding the limit needs ~150 calls in flight: 8 workers x 24 threads = 192.
+# (32 threads measured worse: more calls bunch up at EBS and get throttled; benchmarks/RESULTS.md.)
 # Pacing keeps them at the limit rather than past it; each worker writes ~125 blocks/s, a third
 # of a 1,769 MB Lambda's vCPU at the measured CPU per block (benchmarks/RESULTS.md).
 DEFAULT_MAX_WORKERS = 8
@@ -51,7 +52,7 @@ SNAPSHOT_WRITE_RATE = 1000.0
 
 # --- Inside one worker -----------------------------------------------------------------------
 # Concurrent PutSnapshotBlock calls per worker: at ~150 ms a call, 24 threads give ~160 calls/s,
-# above a worker's share (1,000 / 8 = 125/s).
+# above a worker's share (1,000 / 8 = 125/s); pacing, not the thread count, sets the rate.
 WRITER_THREADS = 24
 # One ranged S3 GET feeds this many blocks (4 MiB), and this many reader threads GET at once,
 # ahead of the writers by at most QUEUED_BLOCKS. A worker's buffers are then about

@@ -2,12 +2,14 @@
 limit instead of far past it (where most calls would be throttled and retried).
 
 Each worker holds a token bucket filled at its share of the limit (``Job.write_rate_per_worker``)
-and adapts: a throttle answer cuts its rate by a third, and each success wins a little back, up
-to the share. The bucket holds up to ``BURST_SECONDS`` of the share, so time a worker spends not
-writing (between two ranges, or while its threads wait for S3) is made up right after, instead of
-being lost: a worker's calls over any window stay within share x window + one burst, and the
-workers' bursts together stay within the burst EBS itself allows. The bucket outlives one range
-in a warm Lambda sandbox (``for_snapshot``), which is where most of that idle time falls.
+and adapts: throttling cuts its rate by a third (once per second at most: the calls in flight
+are throttled together), and each success wins a little back, up to the share.
+
+The bucket holds up to ``BURST_SECONDS`` of the share, so time a worker spends not writing
+(between two ranges, or while its threads wait for S3) is made up right after instead of lost:
+a worker's calls over any window stay within share x window + one burst, and the workers'
+bursts together stay within the burst EBS itself allows. The bucket outlives one range in a
+warm Lambda sandbox (``for_snapshot``), which is where most of that idle time falls.
 
 Used by ``aws.call`` around each attempt; thread-safe across the worker's writer threads.
 """
@@ -25,6 +27,10 @@ FLOOR_FRACTION = 0.05
 # not publish it; the local emulation allows one second). Throttling still cuts the rate.
 BURST_SECONDS = 0.5
 PACERS_KEPT = 4  # snapshots a warm sandbox remembers pacers for
+# Calls in flight when EBS starts throttling all come back throttled together; they are one
+# signal, not many (as TCP cuts its window once per round trip). Without this, 32 threads cut
+# the rate 0.7^32-fold at once and the worker crawls at its floor for many seconds.
+CUT_HOLDOFF_SECONDS = 1.0
 
 
 class AdaptiveRate:
@@ -37,6 +43,7 @@ class AdaptiveRate:
         # Starts empty: a new worker ramps up at its rate rather than bursting with all the others.
         self.tokens = 0.0
         self.updated = time.monotonic()
+        self.last_cut = float("-inf")
 
     def acquire(self) -> None:
         """Take one call slot, waiting for it if the bucket is empty."""
@@ -50,8 +57,10 @@ class AdaptiveRate:
     def throttled(self) -> None:
         with self.lock:
             self._refill()
-            self.rate = max(self.floor, self.rate * CUT_ON_THROTTLE)
             self.tokens = min(self.tokens, 0.0)  # no saved-up burst right after a throttle
+            if self.updated - self.last_cut >= CUT_HOLDOFF_SECONDS:
+                self.rate = max(self.floor, self.rate * CUT_ON_THROTTLE)
+                self.last_cut = self.updated
 
     def _refill(self) -> None:
         now = time.monotonic()

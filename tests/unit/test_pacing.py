@@ -50,6 +50,7 @@ def test_throttling_slows_the_worker_drops_its_savings_and_successes_win_the_sha
     rate = pacing.AdaptiveRate(250)
     clock["t"] += 5.0
     rate.throttled()
+    clock["t"] += pacing.CUT_HOLDOFF_SECONDS
     rate.throttled()
     assert rate.rate == pytest.approx(250 * 0.7 * 0.7)
     before = clock["t"]
@@ -60,10 +61,18 @@ def test_throttling_slows_the_worker_drops_its_savings_and_successes_win_the_sha
     assert rate.rate == 250
 
 
+def test_throttles_of_calls_in_flight_together_cut_the_rate_once(clock: dict[str, float]) -> None:
+    rate = pacing.AdaptiveRate(250)
+    for _ in range(32):  # every writer thread's call came back throttled at the same moment
+        rate.throttled()
+    assert rate.rate == pytest.approx(250 * 0.7)
+
+
 def test_rate_never_falls_to_zero(clock: dict[str, float]) -> None:
     rate = pacing.AdaptiveRate(250)
     for _ in range(100):
         rate.throttled()
+        clock["t"] += pacing.CUT_HOLDOFF_SECONDS
     assert rate.rate == pytest.approx(12.5)
 
 
