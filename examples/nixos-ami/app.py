@@ -53,7 +53,8 @@ def image_path(app: cdk.App) -> str:
 
 
 def main() -> int:
-    app = cdk.App()
+    # Without the CDK CLI, App() would write to a temporary directory; the CLI sets CDK_OUTDIR.
+    app = cdk.App(outdir=os.environ.get("CDK_OUTDIR") or "cdk.out")
     NixosAmiStack(app, "NixosAmi", image_path=image_path(app))
     app.synth()
     return 0

@@ -22,8 +22,12 @@ README = ROOT / "README.md"
 
 def synthesize(tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("EBS_ASSETS_IMAGE", "CDK_CONTEXT_JSON")}
-    env.update(CDK_OUTDIR=str(tmp_path / "cdk.out"), **environment)
-    return subprocess.run([sys.executable, str(APP)], env=env, capture_output=True, text=True, timeout=300, check=False)
+    env = {k: v for k, v in env.items() if k != "CDK_OUTDIR"}
+    env.update(environment)
+    # As the README runs it: plain python, no CDK CLI, the assembly lands in ./cdk.out.
+    return subprocess.run(
+        [sys.executable, str(APP)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
