@@ -63,6 +63,16 @@ def image_named(name: str) -> dict[str, Any] | None:
     return aws.call(f"find image named {name!r}", attempt)
 
 
+def images_tagged(key: str, value: str) -> list[dict[str, Any]]:
+    """This account's images carrying tag ``key`` = ``value`` (not yet deregistered)."""
+
+    def attempt() -> list[dict[str, Any]]:
+        found = aws.client("ec2").describe_images(Owners=["self"], Filters=[{"Name": f"tag:{key}", "Values": [value]}])
+        return [dict(image) for image in found["Images"] if image.get("State") != "deregistered"]
+
+    return aws.call(f"find images tagged {key}={value}", attempt)
+
+
 def deregister_image(image_id: str) -> bool:
     """Deregister an image, never its snapshots; False when it was already gone."""
 

@@ -56,8 +56,13 @@ def update(event: dict[str, Any], settings: Settings, *, remaining_seconds: floa
 def delete(event: dict[str, Any], settings: Settings) -> Answer:
     physical_id = str(event.get("PhysicalResourceId", ""))
     if not IMAGE_ID.match(physical_id):
-        # The marker of a Create that failed before an image existed (a failed wait deregisters).
-        logger.info("Delete of a resource that never became an image", physical_resource_id=physical_id)
+        # The marker of a failed Create. A failed wait deregisters its image itself, but a Lambda
+        # that died between RegisterImage and its answer left one: find it by this resource's tag.
+        resource = tags.resource_name(str(event["StackId"]), str(event["LogicalResourceId"]))
+        leftovers = [str(i["ImageId"]) for i in ec2_images.images_tagged(tags.RESOURCE, resource) if is_ours(i, settings)]
+        for image_id in leftovers:
+            ec2_images.deregister_image(image_id)
+        logger.info("Delete of a resource that never became an image", physical_resource_id=physical_id, deregistered=leftovers)
         return Answer(physical_id)
     image = ec2_images.describe_image(physical_id)
     if image is None:

@@ -16,6 +16,7 @@ import pytest
 
 from ebs_snapshot_local.emulation import LocalEmulation
 from tests.integration.conftest import BLOCK, STACK_ID, CloudFormation
+from uploader import tags
 
 MANAGED_BY = "ebs-snapshot-provider:managed-by"
 
@@ -270,3 +271,36 @@ def test_delete_leaves_an_image_the_provider_did_not_register_and_succeeds_for_o
         ec2.deregister_image(ImageId=foreign)
     # an image already gone (deregistered by hand) is not an error
     assert image_resource.delete(foreign, {})["Status"] == "SUCCESS"
+
+
+def test_delete_after_a_create_that_died_mid_way_deregisters_the_image_it_left(
+    image_resource: ImageResource, snapshot_id: str
+) -> None:
+    # GIVEN the provider registered an image for this resource and then died before answering,
+    # so CloudFormation only ever saw a failed Create (its marker id) ...
+    emulation = image_resource.cloudformation.emulation
+    ec2 = emulation.client("ec2")
+    resource = tags.resource_name(STACK_ID, image_resource.logical_id)
+    left = ec2.register_image(
+        Name=f"left-{image_resource.logical_id}",
+        Architecture="arm64",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}],
+        TagSpecifications=[
+            {
+                "ResourceType": "image",
+                "Tags": [{"Key": MANAGED_BY, "Value": emulation.stack_name}, {"Key": tags.RESOURCE, "Value": resource}],
+            }
+        ],
+    )["ImageId"]
+    # ... and another resource's image, which must survive
+    neighbour = ImageResource(image_resource.cloudformation)
+    other = neighbour.create(image_properties(snapshot_id, f"other-{neighbour.logical_id}"))
+    assert other["Status"] == "SUCCESS", other["Reason"]
+    # WHEN CloudFormation deletes the failed resource by its marker
+    answer = image_resource.delete(f"create-failed-{uuid.uuid4()}", {})
+    # THEN the Delete succeeds and the image it left is deregistered
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert left not in images(emulation)
+    assert other["PhysicalResourceId"] in images(emulation)
+    assert neighbour.delete(other["PhysicalResourceId"], {})["Status"] == "SUCCESS"
