@@ -36,8 +36,9 @@ def register_image(parameters: dict[str, Any], tags: dict[str, str]) -> str:
     return aws.call(f"register image {name!r}", attempt)
 
 
-def describe_image(image_id: str) -> dict[str, Any] | None:
-    """The image as EC2 sees it, or None when there is no such image (any more)."""
+def describe_image(image_id: str, *, deadline: float | None = None) -> dict[str, Any] | None:
+    """The image as EC2 sees it, or None when there is no such image (any more). ``deadline``
+    (epoch seconds) bounds the retries, so a wait never outlives the Lambda."""
 
     def attempt() -> dict[str, Any] | None:
         try:
@@ -49,7 +50,7 @@ def describe_image(image_id: str) -> dict[str, Any] | None:
         found = [dict(image) for image in images if image.get("State") != "deregistered"]
         return found[0] if found else None
 
-    return aws.call(f"describe image {image_id}", attempt)
+    return aws.call(f"describe image {image_id}", attempt, deadline=deadline)
 
 
 def image_named(name: str) -> dict[str, Any] | None:

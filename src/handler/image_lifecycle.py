@@ -20,6 +20,7 @@ from handler.ec2_images import ImageNameInUse, ImageNotAvailable, SnapshotNotRea
 from handler.image_properties import ImageSpec, parse_image_properties
 from handler.lifecycle import Answer, Settings
 from uploader import aws, tags
+from uploader.errors import ProviderError
 
 logger = Logger(service="ebs-snapshot-provider", child=True)
 
@@ -102,8 +103,17 @@ def register(event: dict[str, Any], spec: ImageSpec, settings: Settings, *, wait
         image_id = str(existing["ImageId"])
         apply_mutable(image_id, existing, spec)
         logger.info("Reusing this resource's image registered with the same properties", image_id=image_id)
+        return wait_until_available(image_id, wait_until)
     logger.info("Image registered", image_id=image_id, snapshot_id=spec.root_snapshot_id)
-    return wait_until_available(image_id, wait_until)
+    try:
+        return wait_until_available(image_id, wait_until)
+    except BaseException:
+        # CloudFormation will not hear of this image (FAILED keeps the old id or a marker): take it back.
+        try:
+            ec2_images.deregister_image(image_id)
+        except ProviderError as error:
+            logger.error("Could not deregister the image of a failed request", image_id=image_id, error=str(error))
+        raise
 
 
 def check_snapshots(spec: ImageSpec) -> None:
@@ -125,7 +135,7 @@ def wait_until_available(image_id: str, wait_until: float) -> dict[str, Any]:
     """Poll DescribeImages until ``available``. An image that fails, or is still pending at
     ``wait_until`` (epoch seconds), is deregistered, so a failed Create leaves nothing."""
     while True:
-        image = ec2_images.describe_image(image_id)
+        image = ec2_images.describe_image(image_id, deadline=wait_until)
         state = str(image.get("State")) if image else "deregistered"
         if image is not None and state == "available":
             return image

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from ebs_snapshot_local.emulation import LocalEmulation
+from handler import image_lifecycle
 from tests.integration.conftest import BLOCK, STACK_ID, CloudFormation
 from uploader import tags
+from uploader.errors import AwsCallExhausted
 
 MANAGED_BY = "ebs-snapshot-provider:managed-by"
 
@@ -304,3 +306,22 @@ def test_delete_after_a_create_that_died_mid_way_deregisters_the_image_it_left(
     assert left not in images(emulation)
     assert other["PhysicalResourceId"] in images(emulation)
     assert neighbour.delete(other["PhysicalResourceId"], {})["Status"] == "SUCCESS"
+
+
+def test_a_create_that_fails_after_registering_takes_its_image_back_before_answering(
+    image_resource: ImageResource, snapshot_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN EC2 registers the image but DescribeImages keeps failing afterwards
+    emulation = image_resource.cloudformation.emulation
+    before = set(images(emulation))
+
+    def describe_keeps_failing(image_id: str, **_: Any) -> dict[str, Any] | None:
+        raise AwsCallExhausted(f"Failed to describe image {image_id}: still failing after 40 attempts: RequestLimitExceeded")
+
+    monkeypatch.setattr(image_lifecycle.ec2_images, "describe_image", describe_keeps_failing)
+    # WHEN CloudFormation creates the image resource
+    answer = image_resource.create(image_properties(snapshot_id, f"fails-{image_resource.logical_id}"))
+    # THEN it answers FAILED naming the cause, and no image is left even before CloudFormation's Delete
+    assert answer["Status"] == "FAILED"
+    assert "RequestLimitExceeded" in answer["Reason"]
+    assert set(images(emulation)) - before == set()

@@ -16,8 +16,10 @@ class FakeImages:
         self.states = states
         self.reason = reason
         self.deregistered: list[str] = []
+        self.deadlines: list[float | None] = []
 
-    def describe_image(self, image_id: str) -> dict[str, Any] | None:
+    def describe_image(self, image_id: str, *, deadline: float | None = None) -> dict[str, Any] | None:
+        self.deadlines.append(deadline)
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         return {"ImageId": image_id, "State": state, "StateReason": {"Message": self.reason}}
 
@@ -40,8 +42,10 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_wait_returns_the_image_once_it_is_available(fake: Any) -> None:
     images = fake(["pending", "pending", "available"])
-    assert image_lifecycle.wait_until_available("ami-0123456789abcdef0", time.time() + 5)["State"] == "available"
+    wait_until = time.time() + 5
+    assert image_lifecycle.wait_until_available("ami-0123456789abcdef0", wait_until)["State"] == "available"
     assert images.deregistered == []
+    assert images.deadlines == [wait_until] * 3  # each look's retries end with the wait, inside the Lambda
 
 
 def test_an_image_that_fails_is_deregistered_and_the_reason_given(fake: Any) -> None:
