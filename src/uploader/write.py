@@ -68,8 +68,11 @@ def write_range(job: Job, index: int) -> RangeResult:
         (start, min(config.READ_CHUNK_BLOCKS, first_block + block_count - start))
         for start in range(first_block, first_block + block_count, config.READ_CHUNK_BLOCKS)
     )
-    run = RangeRun(job, pacing.for_snapshot(job.snapshot_id, job.write_rate_per_worker), chunks)
-    with ThreadPoolExecutor(config.READER_THREADS + config.WRITER_THREADS, thread_name_prefix=f"range{index}") as pool:
+    with (
+        pacing.worker_pacer(job.snapshot_id, job.write_rate_per_worker) as pacer,
+        ThreadPoolExecutor(config.READER_THREADS + config.WRITER_THREADS, thread_name_prefix=f"range{index}") as pool,
+    ):
+        run = RangeRun(job, pacer, chunks)
         writers = [pool.submit(write_blocks, run) for _ in range(config.WRITER_THREADS)]
         readers = [pool.submit(read_chunks, run) for _ in range(config.READER_THREADS)]
         for reader in readers:
