@@ -15,7 +15,10 @@ Anything else, including every S3 error case, goes to moto unchanged.
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,6 +30,7 @@ from ebs_snapshot_local.strict_ebs import EbsError, StrictEbs
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BLOCK_PATH = re.compile(r"^/snapshots/(?P<snapshot>[^/]+)/blocks/(?P<index>\d+)$")
 SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
+PRESIGNED_S3 = re.compile(r"(?:^|&)X-Amz-Credential=[^&]*%2Fs3%2Faws4_request(?:&|$)")
 SIMPLE_RANGE = re.compile(r"^bytes=(?P<first>\d+)-(?P<last>\d+)$")
 
 
@@ -43,7 +47,8 @@ class FastLane:
             match = BLOCK_PATH.match(environ.get("PATH_INFO", ""))
             if match:
                 return self.put_snapshot_block(environ, start_response, match["snapshot"], match["index"])
-        if service and service["service"] == "s3" and method == "GET" and "HTTP_RANGE" in environ:
+        s3 = (service and service["service"] == "s3") or PRESIGNED_S3.search(environ.get("QUERY_STRING", ""))
+        if s3 and method == "GET" and "HTTP_RANGE" in environ:
             answered = self.ranged_get(environ, start_response)
             if answered is not None:
                 return answered
@@ -79,8 +84,11 @@ class FastLane:
     def ranged_get(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         wanted = SIMPLE_RANGE.match(environ["HTTP_RANGE"].strip())
         bucket, _, key_name = environ.get("PATH_INFO", "").lstrip("/").partition("/")
-        if wanted is None or not key_name or environ.get("QUERY_STRING"):
+        query = environ.get("QUERY_STRING", "")
+        if wanted is None or not key_name or (query and not PRESIGNED_S3.search(query)):
             return None
+        if query and presigned_url_expired(query):
+            return None  # moto refuses it
         try:
             key = s3_backends[self.account_id]["aws"].get_object(bucket, key_name)
         except Exception:  # noqa: BLE001 - no such bucket and the like: moto answers those
@@ -105,6 +113,15 @@ class FastLane:
         )
         start_response("206 Partial Content", list(headers.items()))
         return [bytes(key.value[first : last + 1])]
+
+
+def presigned_url_expired(query: str) -> bool:
+    fields = dict(urllib.parse.parse_qsl(query))
+    try:
+        signed_at = calendar.timegm(time.strptime(fields["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
+        return time.time() > signed_at + int(fields["X-Amz-Expires"])
+    except (KeyError, ValueError):
+        return True
 
 
 def request_id() -> str:

@@ -7,7 +7,6 @@ are never nested. Callers get either the result or a ``ProviderError`` that name
 
 from __future__ import annotations
 
-import base64
 import os
 import random
 import re
@@ -29,8 +28,10 @@ from botocore.exceptions import (
 from urllib3.exceptions import ProtocolError
 
 from uploader import config
+from uploader.block_put import BlockPutter
 from uploader.errors import AwsCallExhausted, AwsCallFailed, DeadlineExceeded, ProviderError, SnapshotInUse
 from uploader.pacing import AdaptiveRate
+from uploader.range_read import RangeReader
 
 T = TypeVar("T")
 
@@ -69,7 +70,11 @@ NETWORK_ERRORS = (
 )
 
 
+_session: boto3.session.Session | None = None
 _clients: dict[str, Any] = {}
+_block_putter: BlockPutter | None = None
+_readers: dict[tuple[str, str, str | None], RangeReader] = {}
+READERS_KEPT = 4
 _clients_lock = threading.Lock()
 
 
@@ -87,15 +92,34 @@ def client(service: str) -> Any:
     return made
 
 
+def block_putter() -> BlockPutter:
+    """This process's PutSnapshotBlock sender, made from the ``ebs`` client's endpoint and the
+    session's credentials."""
+    global _block_putter
+    putter = _block_putter
+    if putter is None:
+        ebs = client("ebs")
+        with _clients_lock:
+            assert _session is not None  # made with the client
+            putter = _block_putter or BlockPutter(ebs, _session.get_credentials())
+            _block_putter = putter
+    return putter
+
+
 def forget_clients() -> None:
     """Drop cached clients (the local emulation calls this when its endpoint changes)."""
+    global _session, _block_putter
     with _clients_lock:
         _clients.clear()
+        _readers.clear()
+        _session = _block_putter = None
 
 
 def _make_client(service: str) -> Any:
-    hot_path = service == "ebs"
-    made = boto3.client(
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session.client(
         service,
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         config=Config(
@@ -103,22 +127,8 @@ def _make_client(service: str) -> Any:
             read_timeout=config.READ_TIMEOUT_SECONDS,
             retries={"total_max_attempts": 1},
             max_pool_connections=config.WRITER_THREADS + 4,
-            # Parameters on the block path are built by this code; validating them costs CPU per block.
-            parameter_validation=not hot_path,
         ),
     )
-    if hot_path:
-        made.meta.events.register("before-sign.ebs.PutSnapshotBlock", _reuse_block_checksum_as_payload_hash)
-    return made
-
-
-def _reuse_block_checksum_as_payload_hash(request: Any, **_: Any) -> None:
-    """SigV4 over plain HTTP (the local emulation) hashes the 512 KiB body a second time; the
-    block's Checksum header already is that SHA-256, so sign with it. Over HTTPS (AWS) botocore
-    sends PutSnapshotBlock's body unsigned and hashes nothing, so this is left alone there."""
-    checksum = request.headers.get("x-amz-Checksum")
-    if checksum and request.url.startswith("http://"):
-        request.headers["X-Amz-Content-SHA256"] = base64.b64decode(checksum).hex()
 
 
 def error_code(error: ClientError) -> str:
@@ -218,15 +228,25 @@ def get_object_range(
     bucket: str, key: str, first_byte: int, last_byte: int, etag: str | None, *, deadline: float | None = None
 ) -> bytes:
     """Bytes ``first_byte..last_byte`` (inclusive) of an object, pinned to ``etag`` when given
-    so an object replaced mid-upload fails instead of mixing two images."""
+    so an object replaced mid-upload fails instead of mixing two images (see range_read.py)."""
+    reader = range_reader(bucket, key, etag)
+    return call(
+        f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}",
+        lambda: reader.read(first_byte, last_byte),
+        deadline=deadline,
+    )
 
-    def attempt() -> bytes:
-        extra = {"IfMatch": etag} if etag else {}
-        response = client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes={first_byte}-{last_byte}", **extra)
-        data: bytes = response["Body"].read()
-        return data
 
-    return call(f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}", attempt, deadline=deadline)
+def range_reader(bucket: str, key: str, etag: str | None) -> RangeReader:
+    """This process's reader of one object version; a few are kept (a warm sandbox's ranges)."""
+    s3 = client("s3")
+    with _clients_lock:
+        reader = _readers.get((bucket, key, etag))
+        if reader is None:
+            while len(_readers) >= READERS_KEPT:
+                del _readers[next(iter(_readers))]
+            reader = _readers[(bucket, key, etag)] = RangeReader(s3, bucket, key, etag)
+        return reader
 
 
 def put_object(bucket: str, key: str, body: bytes) -> None:
@@ -278,23 +298,18 @@ def start_snapshot(**parameters: Any) -> dict[str, Any]:
 def put_snapshot_block(
     snapshot_id: str,
     block_index: int,
-    data: bytes,
-    checksum: str,
+    data: bytes | memoryview,
+    digest: bytes,
     *,
     snapshot_visible_after: float,
     deadline: float | None = None,
     pacer: AdaptiveRate | None = None,
 ) -> None:
+    """Write one 512 KiB block whose SHA-256 is ``digest`` (see block_put.py for why not the client)."""
+    putter = block_putter()
     call(
         f"put block {block_index} of {snapshot_id}",
-        lambda: client("ebs").put_snapshot_block(
-            SnapshotId=snapshot_id,
-            BlockIndex=block_index,
-            BlockData=data,
-            DataLength=len(data),
-            Checksum=checksum,
-            ChecksumAlgorithm="SHA256",
-        ),
+        lambda: putter.put(snapshot_id, block_index, data, digest),
         snapshot_visible_after=snapshot_visible_after,
         deadline=deadline,
         pacer=pacer,
