@@ -37,6 +37,7 @@ from ebs_snapshot_local.lambda_runtime import FunctionSpec, LocalLambdaRuntime
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 ACCOUNT_ID = "123456789012"
+SECRET_ACCESS_KEY = "testing"  # noqa: S105 - the emulation's own; it verifies block signatures with it
 DEFAULT_REGION = "eu-west-1"
 CDK_QUALIFIER = "hnb659fds"
 DIRECT_STAGING_BYTES = 256 << 20
@@ -72,7 +73,7 @@ class LocalEmulation:
         self.runtime = LocalLambdaRuntime()
         self.endpoint = ResponseEndpoint()
         self.server = KeepAliveMotoServer(
-            ip_address="127.0.0.1", port=0, front=lambda moto_app: FastLane(moto_app, self.strict, ACCOUNT_ID)
+            ip_address="127.0.0.1", port=0, front=lambda moto_app: FastLane(moto_app, self.strict, ACCOUNT_ID, SECRET_ACCESS_KEY)
         )
         self.endpoint_url = ""
         self.deployment: Deployment | None = None
@@ -100,7 +101,7 @@ class LocalEmulation:
                 "MOTO_PORT": str(port),
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
                 "AWS_SESSION_TOKEN": "testing",
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,

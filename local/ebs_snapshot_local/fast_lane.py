@@ -5,10 +5,12 @@ each in Flask routing and moto's generic request parsing, which on a 2-core mach
 what the benchmark can show of the uploader. This WSGI layer answers exactly those two,
 on their success path, with the same state and the same rules:
 
-- PutSnapshotBlock goes to ``StrictEbs.put_snapshot_block`` (the whole contract, faults
-  included) and its errors are rendered as moto renders ``EbsError``;
+- PutSnapshotBlock has its SigV4 signature verified (sigv4_check.py: the provider signs it
+  itself), then goes to ``StrictEbs.put_snapshot_block`` (the whole contract, faults
+  included); its errors are rendered as moto renders ``EbsError``;
 - a ranged GET of an existing object with a satisfiable range and a matching If-Match is
-  served from the object's bytes, with the headers moto sends.
+  served from the object's bytes, with the headers moto sends; a presigned one is refused
+  once its URL has expired, which moto does not check.
 
 Anything else, including every S3 error case, goes to moto unchanged.
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 from moto.s3.models import s3_backends
 
+from ebs_snapshot_local.sigv4_check import signature_problem
 from ebs_snapshot_local.strict_ebs import EbsError, StrictEbs
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -35,10 +38,11 @@ SIMPLE_RANGE = re.compile(r"^bytes=(?P<first>\d+)-(?P<last>\d+)$")
 
 
 class FastLane:
-    def __init__(self, app: WsgiApp, strict: StrictEbs, account_id: str) -> None:
+    def __init__(self, app: WsgiApp, strict: StrictEbs, account_id: str, secret_key: str) -> None:
         self.app = app
         self.strict = strict
         self.account_id = account_id
+        self.secret_key = secret_key
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         service = SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -59,6 +63,9 @@ class FastLane:
     ) -> Iterable[bytes]:
         data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         try:
+            problem = signature_problem(environ, data, self.secret_key)
+            if problem is not None:
+                raise EbsError("InvalidSignatureException", problem, status=403)
             checksum = self.strict.put_snapshot_block(
                 snapshot_id,
                 index,
@@ -87,8 +94,12 @@ class FastLane:
         query = environ.get("QUERY_STRING", "")
         if wanted is None or not key_name or (query and not PRESIGNED_S3.search(query)):
             return None
-        if query and presigned_url_expired(query):
-            return None  # moto refuses it
+        if query and presigned_url_expired(query):  # moto would serve it
+            start_response("403 Forbidden", [("Content-Type", "application/xml"), ("x-amz-request-id", request_id())])
+            return [
+                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                b"<Message>Request has expired</Message></Error>"
+            ]
         try:
             key = s3_backends[self.account_id]["aws"].get_object(bucket, key_name)
         except Exception:  # noqa: BLE001 - no such bucket and the like: moto answers those

@@ -127,6 +127,9 @@ def _make_client(service: str) -> Any:
             read_timeout=config.READ_TIMEOUT_SECONDS,
             retries={"total_max_attempts": 1},
             max_pool_connections=config.WRITER_THREADS + 4,
+            # SigV4 for presigned URLs too (range_read.py): botocore may still presign with SigV2,
+            # which S3 refuses for KMS-encrypted objects and in newer regions.
+            **({"signature_version": "s3v4"} if service == "s3" else {}),
         ),
     )
 
@@ -237,6 +240,18 @@ def get_object_range(
     )
 
 
+def read_object_range_into(
+    bucket: str, key: str, first_byte: int, last_byte: int, etag: str | None, buffer: bytearray, *, deadline: float
+) -> int:
+    """``get_object_range`` into the start of ``buffer``; returns the number of bytes read."""
+    reader = range_reader(bucket, key, etag)
+    return call(
+        f"read bytes {first_byte}-{last_byte} of s3://{bucket}/{key}",
+        lambda: reader.read_into(first_byte, last_byte, buffer),
+        deadline=deadline,
+    )
+
+
 def range_reader(bucket: str, key: str, etag: str | None) -> RangeReader:
     """This process's reader of one object version; a few are kept (a warm sandbox's ranges)."""
     s3 = client("s3")
@@ -298,7 +313,7 @@ def start_snapshot(**parameters: Any) -> dict[str, Any]:
 def put_snapshot_block(
     snapshot_id: str,
     block_index: int,
-    data: bytes | memoryview,
+    data: bytes,
     digest: bytes,
     *,
     snapshot_visible_after: float,

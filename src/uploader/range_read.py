@@ -50,20 +50,29 @@ class RangeReader:
     def read(self, first_byte: int, last_byte: int) -> bytes:
         """Bytes ``first_byte..last_byte`` (inclusive). Raises ``ClientError`` as ``get_object``
         would, and botocore's network errors for the transport."""
+        return self._get(first_byte, last_byte, None).body
+
+    def read_into(self, first_byte: int, last_byte: int, buffer: bytearray) -> int:
+        """The same range, into the start of ``buffer`` (at least as long); returns its length."""
+        if len(buffer) < last_byte - first_byte + 1:
+            raise ValueError(f"A buffer of {len(buffer)} bytes cannot hold bytes {first_byte}-{last_byte}")
+        return self._get(first_byte, last_byte, buffer).length
+
+    def _get(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
         endpoint, target = self._presigned()
         headers = [("host", endpoint.netloc), ("range", f"bytes={first_byte}-{last_byte}"), ("user-agent", USER_AGENT)]
         if self.etag:
             headers.append(("if-match", self.etag))
-        answer = endpoint.send("GET", target, headers)
+        answer = endpoint.send("GET", target, headers, into=into)
         wanted = last_byte - first_byte + 1
-        if answer.status == 206 and len(answer.body) == wanted:
-            return answer.body
+        if answer.status == 206 and answer.length == wanted:
+            return answer
         if answer.status < 300:
             raise ClientError(
                 {
                     "Error": {
                         "Code": "IncompleteRead",
-                        "Message": f"asked for {wanted} bytes at {first_byte}, got {len(answer.body)} (HTTP {answer.status})",
+                        "Message": f"asked for {wanted} bytes at {first_byte}, got {answer.length} (HTTP {answer.status})",
                     },
                     "ResponseMetadata": {"HTTPStatusCode": 500},  # retried, as a short read is
                 },

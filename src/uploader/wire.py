@@ -30,7 +30,8 @@ STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedErro
 class Answer:
     status: int
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes  # empty when a successful body went into the caller's buffer
+    length: int  # bytes of the body, wherever it went
 
 
 class Endpoint:
@@ -48,13 +49,22 @@ class Endpoint:
         self.tls = ssl.create_default_context(cafile=get_cert_path(True)) if self.https else None
         self.local = threading.local()
 
-    def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | memoryview | None = None) -> Answer:
-        """One request and its whole answer. ``headers`` are sent as given (Host included)."""
+    def send(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None = None,
+        *,
+        into: bytearray | None = None,
+    ) -> Answer:
+        """One request and its whole answer. ``headers`` are sent as given (Host included). A
+        successful answer's body goes into ``into`` when it fits: no new buffer per call."""
         connection = self._connection()
         for reopened in (not connection.answered, True):
             try:
                 with transport_errors(self.url):
-                    return connection.exchange(method, target, headers, body)
+                    return connection.exchange(method, target, headers, body, into)
             except ConnectionClosedError as error:
                 connection.close()
                 if reopened or not isinstance(error.__cause__, STALE_CONNECTION):
@@ -79,7 +89,9 @@ class Connection:
         self.http: http.client.HTTPConnection | None = None
         self.answered = False  # has it carried an answer since it was opened
 
-    def exchange(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | memoryview | None) -> Answer:
+    def exchange(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None, into: bytearray | None
+    ) -> Answer:
         connection = self.http or self._open()
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         for name, value in headers:
@@ -88,7 +100,13 @@ class Connection:
             connection.putheader("content-length", str(len(body)))
         connection.endheaders(body)
         response = connection.getresponse()
-        answer = Answer(response.status, response.getheaders(), response.read())
+        length = response.length
+        if into is not None and 200 <= response.status < 300 and length is not None and length <= len(into):
+            read_exactly(response, memoryview(into)[:length])
+            answer = Answer(response.status, response.getheaders(), b"", length)
+        else:
+            content = response.read()
+            answer = Answer(response.status, response.getheaders(), content, len(content))
         self.answered = True
         if response.will_close:
             self.close()
@@ -116,6 +134,15 @@ class Connection:
         if self.http is not None:
             self.http.close()
         self.http = None
+
+
+def read_exactly(response: http.client.HTTPResponse, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        count = response.readinto(view[got:])
+        if not count:
+            raise http.client.IncompleteRead(b"", len(view) - got)
+        got += count
 
 
 @contextmanager

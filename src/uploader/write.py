@@ -28,9 +28,6 @@ from uploader.pacing import AdaptiveRate
 from uploader.plan import Job
 
 ZERO_BLOCK = bytes(geometry.BLOCK_SIZE)
-# A block is a view into its chunk's GET buffer: a 512 KiB copy per block cost as much CPU as
-# the rest of the read. (The last block of an image that ends mid-block is a padded copy.)
-Block = bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class RangeRun:
     job: Job
     pacer: AdaptiveRate
     chunks: Iterator[tuple[int, int]]
-    blocks: queue.Queue[tuple[int, Block] | None] = field(default_factory=lambda: queue.Queue(config.QUEUED_BLOCKS))
+    blocks: queue.Queue[tuple[int, bytes] | None] = field(default_factory=lambda: queue.Queue(config.QUEUED_BLOCKS))
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     errors: list[BaseException] = field(default_factory=list)
@@ -94,35 +91,41 @@ def write_range(job: Job, index: int) -> RangeResult:
 
 def read_chunks(run: RangeRun) -> None:
     """Reader thread: GET chunks until none is left, queueing the blocks worth writing."""
+    # One buffer per reader, refilled by every GET: a new 4 MiB buffer per chunk costs the
+    # kernel page faults, which for a sparse image were most of the reading (RESULTS.md).
+    buffer = bytearray(config.READ_CHUNK_BLOCKS * geometry.BLOCK_SIZE)
     try:
         while not run.stop.is_set() and (chunk := run.next_chunk()) is not None:
-            for block in read_chunk(run.job, *chunk):
+            for block in read_chunk(run.job, *chunk, buffer):
                 run.blocks.put(block)  # waits while the writers are behind: memory stays bounded
     except BaseException as error:  # noqa: BLE001 - handed to write_range, which raises it
         run.fail(error)
 
 
-def read_chunk(job: Job, first_block: int, block_count: int) -> Iterator[tuple[int, Block]]:
-    """(index, 512 KiB) of the blocks of one chunk that must be written, with one GET."""
+def read_chunk(job: Job, first_block: int, block_count: int, buffer: bytearray) -> Iterator[tuple[int, bytes]]:
+    """(index, 512 KiB) of the blocks of one chunk that must be written, with one GET into
+    ``buffer``. Each block is a copy, so ``buffer`` is free again once this is exhausted."""
     check_deadline(job, first_block, block_count)
     first_byte = first_block * geometry.BLOCK_SIZE
     last_byte = min(job.image_size, (first_block + block_count) * geometry.BLOCK_SIZE) - 1
-    data = aws.get_object_range(job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag, deadline=job.deadline)
-    view = memoryview(data)
-    for offset in range(0, len(data), geometry.BLOCK_SIZE):
-        if job.skip_zero_blocks and is_zero(data, offset):
+    length = aws.read_object_range_into(
+        job.image_bucket, job.image_key, first_byte, last_byte, job.image_etag, buffer, deadline=job.deadline
+    )
+    view = memoryview(buffer)[:length]
+    for offset in range(0, length, geometry.BLOCK_SIZE):
+        if job.skip_zero_blocks and is_zero(buffer, offset, length):
             continue  # an unwritten block of an unencrypted snapshot reads as zeros: no call needed
-        block = view[offset : offset + geometry.BLOCK_SIZE]
         yield (
             first_block + offset // geometry.BLOCK_SIZE,
-            block if len(block) == geometry.BLOCK_SIZE else block.tobytes().ljust(geometry.BLOCK_SIZE, b"\0"),
+            view[offset : offset + geometry.BLOCK_SIZE].tobytes().ljust(geometry.BLOCK_SIZE, b"\0"),
         )
 
 
-def is_zero(data: bytes, offset: int) -> bool:
-    """Whether the block at ``offset`` is all zeros, compared in place (no 512 KiB copy)."""
-    length = min(geometry.BLOCK_SIZE, len(data) - offset)
-    return data.startswith(ZERO_BLOCK if length == geometry.BLOCK_SIZE else ZERO_BLOCK[:length], offset)
+def is_zero(data: bytes | bytearray, offset: int, length: int) -> bool:
+    """Whether the block at ``offset`` of the first ``length`` bytes is all zeros, compared in
+    place: ``startswith`` is a memcmp, where comparing memoryviews goes byte by byte."""
+    end = min(offset + geometry.BLOCK_SIZE, length)
+    return data.startswith(ZERO_BLOCK if end - offset == geometry.BLOCK_SIZE else ZERO_BLOCK[: end - offset], offset, end)
 
 
 def write_blocks(run: RangeRun) -> None:

@@ -97,10 +97,7 @@ class CloudFormation:
         )
 
     def wait_until_completed(self, snapshot_id: str, timeout_seconds: float = 10) -> None:
-        deadline = time.monotonic() + timeout_seconds
-        while (self.snapshot(snapshot_id) or {}).get("State") != "completed":
-            assert time.monotonic() < deadline, f"{snapshot_id} not completed in {timeout_seconds} s"
-            time.sleep(0.1)
+        wait_until_completed(self.emulation, snapshot_id, timeout_seconds)
 
     def assert_snapshot_equals_image(self, snapshot_id: str, image: Path) -> None:
         snapshot = self.snapshot(snapshot_id)
@@ -116,3 +113,12 @@ def cloudformation(emulation: LocalEmulation, tmp_path: Path) -> Iterator[CloudF
     emulation.wait_for_executions(timeout_seconds=120)
     unfinished = [(s["SnapshotId"], s["State"]) for s in emulation.snapshots() if s["State"] != "completed"]
     assert unfinished == [], f"snapshots left pending or in error: {unfinished}"
+
+
+def wait_until_completed(emulation: LocalEmulation, snapshot_id: str, timeout_seconds: float = 10) -> None:
+    """Until EC2 reports the snapshot ``completed`` (the strict EBS completes it after a delay)."""
+    ec2 = emulation.client("ec2")
+    deadline = time.monotonic() + timeout_seconds
+    while ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]["State"] != "completed":
+        assert time.monotonic() < deadline, f"{snapshot_id} not completed in {timeout_seconds} s"
+        time.sleep(0.05)

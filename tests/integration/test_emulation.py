@@ -7,11 +7,17 @@ import base64
 import hashlib
 import http.client
 import os
+import time
 import uuid
 from urllib.parse import urlsplit
 
+import pytest
+
 from ebs_snapshot_local.emulation import LocalEmulation
 from tests.integration.conftest import BLOCK, CloudFormation
+from uploader import aws
+from uploader.errors import AwsCallFailed
+from uploader.range_read import RangeReader
 
 SIGNED_FOR_S3 = "AWS4-HMAC-SHA256 Credential=testing/20261203/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=0"
 
@@ -83,3 +89,39 @@ def test_workers_in_sandbox_processes_write_the_exact_image_and_report_their_cos
         assert cloudformation.delete(answer["PhysicalResourceId"], {})["Status"] == "SUCCESS"
     finally:
         emulation.runtime.isolate_functions(set()).close()
+
+
+def test_the_workers_ranged_reads_return_the_objects_bytes_and_a_replaced_object_fails_at_once(
+    emulation: LocalEmulation, cloudformation: CloudFormation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an image in S3 and its ETag, read the way a worker reads (presigned URL, kept connection)
+    content = os.urandom(3 * BLOCK)
+    bucket, key = emulation.stage_image(cloudformation.image(content))
+    etag = emulation.client("s3").head_object(Bucket=bucket, Key=key)["ETag"]
+    # THEN each range is the object's bytes, the last one clipped at the end
+    assert aws.get_object_range(bucket, key, 0, 9, etag) == content[:10]
+    assert aws.get_object_range(bucket, key, BLOCK, 3 * BLOCK - 1, etag) == content[BLOCK:]
+    # WHEN the object was replaced (another ETag), THEN the read fails at once, naming the cause
+    monkeypatch.setattr(aws.time, "sleep", lambda _: pytest.fail("a replaced object must not be retried"))
+    with pytest.raises(AwsCallFailed, match=f"read bytes 0-9 of s3://{bucket}/{key}: PreconditionFailed"):
+        aws.get_object_range(bucket, key, 0, 9, '"0123456789abcdef0123456789abcdef"')
+
+
+def test_a_presigned_url_is_refused_once_it_has_expired(emulation: LocalEmulation, cloudformation: CloudFormation) -> None:
+    bucket, key = emulation.stage_image(cloudformation.image(os.urandom(BLOCK)))
+    reader = RangeReader(aws.client("s3"), bucket, key, None)
+    assert reader.read(0, 9)
+    _signed_at, endpoint, target = reader.url or (0.0, None, "")
+    expired = target.replace("X-Amz-Expires=900", "X-Amz-Expires=0")
+    assert endpoint is not None and expired != target
+    time.sleep(1.1)
+    answer = endpoint.send("GET", expired, [("host", endpoint.netloc), ("range", "bytes=0-9")])
+    assert answer.status == 403
+
+
+def test_the_workers_presigned_urls_are_sigv4(emulation: LocalEmulation, cloudformation: CloudFormation) -> None:
+    bucket, key = emulation.stage_image(cloudformation.image(os.urandom(BLOCK)))
+    reader = aws.range_reader(bucket, key, None)
+    reader.read(0, 9)
+    assert reader.url is not None
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in reader.url[2] and "X-Amz-Credential=" in reader.url[2]

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from ebs_snapshot_local.emulation import LocalEmulation
+from tests.integration.conftest import wait_until_completed
+from uploader import aws
+from uploader.block_put import BlockPutter
 
 BLOCK = 524_288
 
@@ -111,12 +117,38 @@ def test_ec2_sees_pending_until_completed(ebs: Any, snapshot: str, emulation: Lo
     ec2 = emulation.client("ec2")
     assert ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "pending"
     ebs.complete_snapshot(SnapshotId=snapshot, ChangedBlocksCount=0)
-    waiter_deadline = 50
-    while ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] != "completed" and waiter_deadline:
-        waiter_deadline -= 1
-        __import__("time").sleep(0.1)
-    assert ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "completed"
+    wait_until_completed(emulation, snapshot)
 
 
 def test_volume_size_out_of_range_is_rejected(ebs: Any) -> None:
     rejected(lambda: ebs.start_snapshot(VolumeSize=65537, ClientToken=uuid.uuid4().hex))
+
+
+def test_a_block_signed_with_the_wrong_key_is_refused(snapshot: str, emulation: LocalEmulation) -> None:
+    wrong = boto3.session.Session("testing", "not-the-secret", "testing", region_name=emulation.region)
+    ebs = wrong.client("ebs", endpoint_url=emulation.endpoint_url)
+    error = rejected(lambda: put(ebs, snapshot, 0, bytes(BLOCK)), "InvalidSignatureException")
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_the_providers_own_block_requests_are_signed_as_aws_checks_them(
+    ebs: Any, snapshot: str, emulation: LocalEmulation
+) -> None:
+    data = os.urandom(BLOCK)
+    digest = hashlib.sha256(data).digest()
+    putter = aws.block_putter()
+    putter.put(snapshot, 3, data, digest)  # accepted: the strict EBS recomputed its signature
+    # Signed with another key: refused, as AWS refuses it.
+    wrong_key = BlockPutter(emulation.client("ebs"), Credentials("testing", "not-the-secret", "testing"))
+    with pytest.raises(ClientError) as raised:
+        wrong_key.put(snapshot, 4, data, digest)
+    assert raised.value.response["Error"]["Code"] == "InvalidSignatureException"
+    ebs.complete_snapshot(SnapshotId=snapshot, ChangedBlocksCount=1)
+    wait_until_completed(emulation, snapshot)
+    token = block_token(ebs, snapshot, 3)
+    assert ebs.get_snapshot_block(SnapshotId=snapshot, BlockIndex=3, BlockToken=token)["BlockData"].read() == data
+
+
+def block_token(ebs: Any, snapshot_id: str, index: int) -> str:
+    blocks = ebs.list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"]
+    return str(next(block["BlockToken"] for block in blocks if block["BlockIndex"] == index))
