@@ -70,7 +70,8 @@ class Image(Construct):
     sriov_net_support
         ``True`` sends ``SriovNetSupport: simple`` (Intel 82599 VF networking).
     tpm_support
-        ``True`` sends ``TpmSupport: v2.0`` (NitroTPM; needs ``boot_mode="uefi"``).
+        ``True`` sends ``TpmSupport: v2.0`` (NitroTPM; needs UEFI: ``boot_mode="uefi"``, or no
+        ``boot_mode`` on arm64, whose instances boot UEFI).
     imds_support
         ``"v2.0"``: instances launched from the AMI require IMDSv2.
     uefi_data
@@ -117,8 +118,9 @@ class Image(Construct):
         _check_choice("boot_mode", boot_mode, BootMode)
         _check_choice("volume_type", volume_type, VolumeType)
         _check_choice("virtualization_type", virtualization_type, VirtualizationType)
-        if tpm_support and boot_mode not in ("uefi", None):
-            raise ValueError("Image: tpm_support needs boot_mode='uefi'")
+        # NitroTPM needs UEFI; with no boot mode an instance boots its type's default (UEFI on Graviton only).
+        if tpm_support and (boot_mode == "legacy-bios" or (boot_mode is None and architecture != "arm64")):
+            raise ValueError("Image: tpm_support needs UEFI: boot_mode='uefi' (or no boot_mode on arm64)")
         if tags is not None and len(tags) > MAX_TAGS:
             raise ValueError(f"Image: {len(tags)} tags; at most {MAX_TAGS}")
 

@@ -100,7 +100,8 @@ def install(links: ImageLinks) -> None:
 
 
 def check_registrable(backend: EC2Backend, params: dict[str, Any], mapped: set[str]) -> None:
-    """EC2's refusals that moto lacks: a mapped snapshot missing or not completed, a Name in use."""
+    """EC2's refusals that moto lacks: a mapped snapshot missing or not completed, a volume
+    smaller than its snapshot, a Name in use."""
     for snapshot_id in sorted(mapped):
         try:
             snapshot = backend.get_snapshot(snapshot_id)
@@ -108,6 +109,16 @@ def check_registrable(backend: EC2Backend, params: dict[str, Any], mapped: set[s
             raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.") from None
         if snapshot.status != "completed":
             raise EC2ClientError("IncorrectState", f"Snapshot '{snapshot_id}' is {snapshot.status}; it must be completed.")
+    for mapping in params.get("BlockDeviceMappings", []):
+        ebs = mapping.get("Ebs", {})
+        if ebs.get("SnapshotId") and ebs.get("VolumeSize") is not None:
+            snapshot_gib = int(backend.get_snapshot(str(ebs["SnapshotId"])).volume.size)
+            if int(ebs["VolumeSize"]) < snapshot_gib:
+                raise EC2ClientError(
+                    "InvalidBlockDeviceMapping",
+                    f"Volume of size {ebs['VolumeSize']}GB is smaller than snapshot '{ebs['SnapshotId']}', "
+                    f"expect size >= {snapshot_gib}GB",
+                )
     name = params.get("Name")
     holder = next((ami.id for ami in backend.amis.values() if ami.name == name), None)
     if holder is not None:

@@ -20,7 +20,7 @@ from handler.ec2_images import ImageNameInUse, ImageNotAvailable, SnapshotNotRea
 from handler.image_properties import ImageSpec, parse_image_properties
 from handler.lifecycle import Answer, Settings
 from uploader import aws, tags
-from uploader.errors import ProviderError
+from uploader.errors import InvalidProperty, ProviderError
 
 logger = Logger(service="ebs-snapshot-provider", child=True)
 
@@ -117,8 +117,12 @@ def register(event: dict[str, Any], spec: ImageSpec, settings: Settings, *, wait
 
 
 def check_snapshots(spec: ImageSpec) -> None:
-    """Every mapped snapshot must exist and be ``completed``: say which one is not, before EC2 does."""
-    for snapshot_id in spec.snapshot_ids:
+    """Every mapped snapshot must exist, be ``completed``, and fit its volume: say which one is
+    not, naming the property, before EC2 does."""
+    for index, device in enumerate(spec.block_device_mappings):
+        snapshot_id = device.snapshot_id
+        if snapshot_id is None:
+            continue
         snapshot = aws.describe_snapshot(snapshot_id)
         if snapshot is None:
             raise SnapshotNotReady(f"Snapshot {snapshot_id} in BlockDeviceMappings does not exist")
@@ -128,6 +132,12 @@ def check_snapshots(spec: ImageSpec) -> None:
             raise SnapshotNotReady(
                 f"Snapshot {snapshot_id} in BlockDeviceMappings is {state}{progress}; "
                 "an image can only be registered from a completed snapshot"
+            )
+        snapshot_gib = int(snapshot.get("VolumeSize") or 0)
+        if device.volume_size_gib is not None and device.volume_size_gib < snapshot_gib:
+            raise InvalidProperty(
+                f"BlockDeviceMappings[{index}].Ebs.VolumeSize {device.volume_size_gib} GiB is smaller than "
+                f"snapshot {snapshot_id} ({snapshot_gib} GiB); leave it out or make it at least {snapshot_gib}"
             )
 
 

@@ -156,21 +156,36 @@ def parse_image_properties(properties: dict[str, Any]) -> ImageSpec:
             f"RootDeviceName {root_device_name} has no entry with Ebs.SnapshotId in BlockDeviceMappings; "
             "the root volume must be made from a snapshot"
         )
+    boot_mode = parse_choice("BootMode", properties.get("BootMode"), BOOT_MODES)
+    tpm_support = parse_choice("TpmSupport", properties.get("TpmSupport"), TPM_SUPPORT)
+    check_tpm_boots_uefi(tpm_support, boot_mode, architecture)
     return ImageSpec(
         name=name,
         architecture=architecture,
         root_device_name=root_device_name,
         block_device_mappings=mappings,
         description=parse_description(properties.get("Description")),
-        boot_mode=parse_choice("BootMode", properties.get("BootMode"), BOOT_MODES),
+        boot_mode=boot_mode,
         virtualization_type=parse_choice("VirtualizationType", properties.get("VirtualizationType"), VIRTUALIZATION_TYPES),
         ena_support=parse_bool("EnaSupport", properties.get("EnaSupport")),
         sriov_net_support=parse_choice("SriovNetSupport", properties.get("SriovNetSupport"), SRIOV_NET_SUPPORT),
-        tpm_support=parse_choice("TpmSupport", properties.get("TpmSupport"), TPM_SUPPORT),
+        tpm_support=tpm_support,
         imds_support=parse_choice("ImdsSupport", properties.get("ImdsSupport"), IMDS_SUPPORT),
         uefi_data=parse_uefi_data(properties.get("UefiData")),
         tags=parse_tags(properties.get("Tags")),
     )
+
+
+def check_tpm_boots_uefi(tpm_support: str | None, boot_mode: str | None, architecture: str) -> None:
+    """NitroTPM works with UEFI only. Without a BootMode an instance boots its type's default:
+    UEFI on Graviton (arm64), legacy BIOS on Intel and AMD."""
+    if tpm_support is None:
+        return
+    if boot_mode == "legacy-bios" or (boot_mode is None and architecture != "arm64"):
+        raise InvalidProperty(
+            f"TpmSupport {tpm_support} needs UEFI, but BootMode is {boot_mode or f'unset (legacy BIOS on {architecture})'}; "
+            "set BootMode to uefi"
+        )
 
 
 def parse_name(value: Any) -> str:

@@ -171,7 +171,8 @@ def test_image_from_a_snapshot_id_sends_only_what_is_set() -> None:
         ({"name": "x"}, "not a valid AMI name"),
         ({"architecture": "aarch64"}, "architecture 'aarch64'"),
         ({"boot_mode": "efi"}, "boot_mode 'efi'"),
-        ({"boot_mode": "legacy-bios", "tpm_support": True}, "tpm_support needs boot_mode='uefi'"),
+        ({"boot_mode": "legacy-bios", "tpm_support": True}, "tpm_support needs UEFI"),
+        ({"architecture": "x86_64", "tpm_support": True}, "tpm_support needs UEFI"),
     ],
 )
 def test_image_rejects_bad_options_at_synth_time(options: dict[str, object], message: str) -> None:

@@ -99,6 +99,14 @@ def test_example_makes_an_arm64_uefi_ena_imdsv2_image_from_the_snapshot(assembly
     assert outputs["ImageId"]["Value"] == {"Ref": next(iter(images))}
 
 
+def test_example_asks_for_no_parameters_at_deploy_time(assembly: Path) -> None:
+    # The image is an asset of the assembly, not a stack parameter: the only parameter is the
+    # bootstrap version CDK's default synthesizer checks.
+    parameters = template(assembly)["Parameters"]
+    assert set(parameters) == {"BootstrapVersion"}
+    assert parameters["BootstrapVersion"]["Default"] == "/cdk-bootstrap/hnb659fds/version"
+
+
 def test_example_without_an_image_path_says_how_to_give_one(tmp_path: Path) -> None:
     result = synthesize(tmp_path)
     assert result.returncode != 0

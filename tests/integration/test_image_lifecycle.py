@@ -7,6 +7,8 @@ and refuses a snapshot that is not completed, so these tests can assert both.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import pytest
 
 from ebs_snapshot_local.emulation import LocalEmulation
 from handler import image_lifecycle
-from tests.integration.conftest import BLOCK, STACK_ID, CloudFormation
+from tests.integration.conftest import BLOCK, STACK_ID, CloudFormation, wait_until_completed
 from uploader import tags
 from uploader.errors import AwsCallExhausted
 
@@ -325,3 +327,50 @@ def test_a_create_that_fails_after_registering_takes_its_image_back_before_answe
     assert answer["Status"] == "FAILED"
     assert "RequestLimitExceeded" in answer["Reason"]
     assert set(images(emulation)) - before == set()
+
+
+def test_a_root_volume_smaller_than_its_snapshot_answers_failed_naming_the_property(
+    cloudformation: CloudFormation, image_resource: ImageResource
+) -> None:
+    # GIVEN a completed 4 GiB snapshot
+    emulation = cloudformation.emulation
+    ebs, ec2 = emulation.client("ebs"), emulation.client("ec2")
+    four_gib = ebs.start_snapshot(VolumeSize=4, ClientToken=uuid.uuid4().hex)["SnapshotId"]
+    data = os.urandom(BLOCK)
+    ebs.put_snapshot_block(
+        SnapshotId=four_gib,
+        BlockIndex=0,
+        BlockData=data,
+        DataLength=BLOCK,
+        Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        ChecksumAlgorithm="SHA256",
+    )
+    ebs.complete_snapshot(SnapshotId=four_gib, ChangedBlocksCount=1)
+    try:
+        wait_until_completed(emulation, four_gib)
+        # WHEN an image maps it to a 2 GiB root volume
+        answer = image_resource.create(image_properties(four_gib, f"small-{image_resource.logical_id}"))
+        # THEN FAILED, naming the property, the snapshot and the size that would do; nothing registered
+        assert answer["Status"] == "FAILED"
+        assert f"BlockDeviceMappings[0].Ebs.VolumeSize 2 GiB is smaller than snapshot {four_gib} (4 GiB)" in answer["Reason"], (
+            answer["Reason"]
+        )
+        # and the emulated EC2 refuses it too, as EC2 does
+        with pytest.raises(ec2.exceptions.ClientError, match="InvalidBlockDeviceMapping"):
+            ec2.register_image(
+                Name=f"direct-small-{image_resource.logical_id}",
+                Architecture="arm64",
+                RootDeviceName="/dev/xvda",
+                BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": four_gib, "VolumeSize": 2}}],
+            )
+        # A volume as large as the snapshot, or none given, is fine.
+        fits = image_resource.create(
+            {
+                **image_properties(four_gib, f"fits-{image_resource.logical_id}"),
+                "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": four_gib, "VolumeSize": "4"}}],
+            }
+        )
+        assert fits["Status"] == "SUCCESS", fits["Reason"]
+        assert image_resource.delete(fits["PhysicalResourceId"], {})["Status"] == "SUCCESS"
+    finally:
+        ec2.delete_snapshot(SnapshotId=four_gib)

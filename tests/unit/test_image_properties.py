@@ -58,6 +58,11 @@ def test_strings_from_cloudformation_become_registerimage_parameters() -> None:
     assert spec.root_snapshot_id == SNAPSHOT
 
 
+def test_tpm_without_a_boot_mode_is_accepted_on_arm64_whose_instances_boot_uefi() -> None:
+    assert parse(TpmSupport="v2.0", Architecture="arm64").tpm_support == "v2.0"
+    assert parse(TpmSupport="v2.0", Architecture="x86_64", BootMode="uefi-preferred").tpm_support == "v2.0"
+
+
 def test_unset_optional_properties_are_not_sent_so_ec2_defaults_apply() -> None:
     assert set(parse().register_parameters()) == {"Name", "Architecture", "RootDeviceName", "BlockDeviceMappings"}
 
@@ -75,6 +80,8 @@ def test_unset_optional_properties_are_not_sent_so_ec2_defaults_apply() -> None:
         ({"EnaSupport": "yes"}, "EnaSupport"),
         ({"SriovNetSupport": "complex"}, "SriovNetSupport"),
         ({"TpmSupport": "v1.2"}, "TpmSupport"),
+        ({"TpmSupport": "v2.0", "BootMode": "legacy-bios"}, "TpmSupport v2.0 needs UEFI, but BootMode is legacy-bios"),
+        ({"TpmSupport": "v2.0", "Architecture": "x86_64"}, r"BootMode is unset \(legacy BIOS on x86_64\)"),
         ({"ImdsSupport": "v1.0"}, "ImdsSupport"),
         ({"UefiData": "not base64!"}, "UefiData"),
         ({"Description": "x" * 256}, "Description"),
