@@ -98,7 +98,7 @@ class BlockPutter:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def put(self, snapshot_id: str, block_index: int, block: bytes | memoryview, digest: bytes) -> None:
+    def put(self, snapshot_id: str, block_index: int, block: bytes, digest: bytes) -> None:
         """Write one block. Raises ``ClientError`` for EBS's refusals, and botocore's network
         errors for the transport (wire.py), as the client's ``put_snapshot_block`` would."""
         if len(block) != geometry.BLOCK_SIZE:
