@@ -46,6 +46,7 @@ class RangeReader:
         self.parser = create_parser("rest-xml")
         self.lock = threading.Lock()
         self.url: tuple[float, wire.Endpoint, str] | None = None  # (signed at, endpoint, target)
+        self.redirected = False
 
     def read(self, first_byte: int, last_byte: int) -> bytes:
         """Bytes ``first_byte..last_byte`` (inclusive). Raises ``ClientError`` as ``get_object``
@@ -59,11 +60,14 @@ class RangeReader:
         return self._get(first_byte, last_byte, buffer).length
 
     def _get(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
-        endpoint, target = self._presigned()
-        headers = [("host", endpoint.netloc), ("range", f"bytes={first_byte}-{last_byte}"), ("user-agent", USER_AGENT)]
-        if self.etag:
-            headers.append(("if-match", self.etag))
-        answer = endpoint.send("GET", target, headers, into=into)
+        answer = self._get_through_client(first_byte, last_byte, into) if self.redirected else None
+        if answer is None:
+            answer = self._get_presigned(first_byte, last_byte, into)
+        if answer.status in (301, 307) and HeadersDict(answer.headers).get("x-amz-bucket-region"):
+            # The bucket lives in another region than this client's: botocore's client follows
+            # S3's redirects (and learns the bucket's region), so it reads from now on.
+            self.redirected = True
+            answer = self._get_through_client(first_byte, last_byte, into)
         wanted = last_byte - first_byte + 1
         if answer.status == 206 and answer.length == wanted:
             return answer
@@ -82,6 +86,23 @@ class RangeReader:
             {"status_code": answer.status, "headers": HeadersDict(answer.headers), "body": answer.body}, self.output_shape
         )
         raise ClientError(parsed, OPERATION)
+
+    def _get_presigned(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
+        endpoint, target = self._presigned()
+        headers = [("host", endpoint.netloc), ("range", f"bytes={first_byte}-{last_byte}"), ("user-agent", USER_AGENT)]
+        if self.etag:
+            headers.append(("if-match", self.etag))
+        return endpoint.send("GET", target, headers, into=into)
+
+    def _get_through_client(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
+        extra = {"IfMatch": self.etag} if self.etag else {}
+        response = self.s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={first_byte}-{last_byte}", **extra)
+        body: bytes = response["Body"].read()
+        if into is None:
+            return wire.Answer(206, [], body, len(body))
+        if len(body) <= len(into):  # a longer body fails the length check; it must not grow the buffer
+            into[: len(body)] = body
+        return wire.Answer(206, [], b"", len(body))
 
     def _presigned(self) -> tuple[wire.Endpoint, str]:
         with self.lock:

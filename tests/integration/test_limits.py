@@ -59,7 +59,8 @@ def test_response_url_never_appears_in_logs(cloudformation: CloudFormation) -> N
             logger.removeHandler(capture)
         logging.root.setLevel(root_level)
     logged = stream.getvalue()
-    # THEN no ResponseURL (every one the emulation hands out has this path and signature) is in them
+    # THEN no ResponseURL (every one the emulation hands out has this path and signature) and no
+    # worker's presigned GET URL (SigV4 query signature) is in them
     assert "cloudformation-custom-resource-response" not in logged
     assert "X-Amz-Signature" not in logged
     assert '"cfn_request_id"' in logged  # the logs are there, structured, and followable

@@ -1,16 +1,21 @@
 """Keep-alive connections of the hot path: reopened when the server dropped them while idle,
-and every other transport failure raised as the botocore error ``aws.call`` retries."""
+and every other transport failure raised as the botocore error ``aws.call`` retries; a
+presigned read that S3 redirects to the bucket's region."""
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from uploader import aws, config, wire
+from uploader.range_read import RangeReader
 
 Behaviour = Callable[[socket.socket], None]
 Server = Callable[[Behaviour], tuple[str, list[int]]]
@@ -108,3 +113,39 @@ def test_nothing_listening_is_an_endpoint_connection_error() -> None:
         with pytest.raises(EndpointConnectionError) as raised:
             put(wire.Endpoint(url))
     assert aws.is_retryable(raised.value)
+
+
+def answer_moved_permanently(connection: socket.socket) -> None:
+    while read_request(connection):
+        connection.sendall(
+            b"HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: us-west-2\r\nContent-Type: application/xml\r\n"
+            b"Content-Length: 53\r\n\r\n<Error><Code>PermanentRedirect</Code></Error>        "
+        )
+
+
+class ClientInAnotherRegion:
+    """What the reader needs of an S3 client: a presigned URL (here to a server that redirects)
+    and ``get_object``, which follows S3's redirects as botocore's client does."""
+
+    def __init__(self, url: str, content: bytes) -> None:
+        self.url, self.content, self.gets = url, content, 0
+        self.meta = boto3.session.Session(region_name="eu-west-1").client("s3").meta
+
+    def generate_presigned_url(self, *_: Any, **__: Any) -> str:
+        return f"{self.url}/bucket/key?X-Amz-Signature=0"
+
+    def get_object(self, *, Range: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - botocore's names
+        self.gets += 1
+        first, last = (int(n) for n in Range.removeprefix("bytes=").split("-"))
+        return {"Body": io.BytesIO(self.content[first : last + 1])}
+
+
+def test_a_bucket_in_another_region_is_read_through_the_client_which_follows_the_redirect(server: Server) -> None:
+    url, _ = server(answer_moved_permanently)
+    content = bytes(range(256)) * 64
+    client = ClientInAnotherRegion(url, content)
+    reader = RangeReader(client, "bucket", "key", None)
+    buffer = bytearray(1024)
+    assert reader.read_into(100, 1123, buffer) == 1024 and bytes(buffer) == content[100:1124]
+    assert reader.read(0, 9) == content[:10]  # from now on straight through the client
+    assert client.gets == 2
