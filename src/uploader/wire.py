@@ -9,6 +9,7 @@ the call; every other transport failure goes to ``aws.call``, which classifies a
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import ssl
 import threading
@@ -17,11 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
 from botocore.httpsession import get_cert_path
 
 from uploader import config
 
+MAX_LINE = 65_536
+MAX_HEADERS = 100
 # A reused connection failing like this was closed by the server while idle.
 STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected)
 
@@ -82,64 +85,115 @@ class Endpoint:
 
 
 class Connection:
-    """One thread's connection; reopened after a close."""
+    """One thread's connection; reopened after a close.
+
+    HTTP/1.1 is spoken directly: these answers are a status line, a few headers and a known
+    length, and ``http.client`` parses headers with the ``email`` package, which cost more CPU
+    per block than the kernel's copy of the block (benchmarks/RESULTS.md)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.http: http.client.HTTPConnection | None = None
+        self.sock: socket.socket | None = None
+        self.reader: io.BufferedReader[socket.SocketIO] | None = None
         self.answered = False  # has it carried an answer since it was opened
 
     def exchange(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None, into: bytearray | None
     ) -> Answer:
-        connection = self.http or self._open()
-        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            connection.putheader(name, value)
+        sock, reader = self.sock, self.reader
+        if sock is None or reader is None:
+            sock, reader = self._open()
+        lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers)]
         if body is not None:
-            connection.putheader("content-length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        length = response.length
-        if into is not None and 200 <= response.status < 300 and length is not None and length <= len(into):
-            read_exactly(response, memoryview(into)[:length])
-            answer = Answer(response.status, response.getheaders(), b"", length)
+            lines.append(f"content-length: {len(body)}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body:
+            sock.sendall(body)
+        status, answer_headers, fields = read_head(reader)
+        length = int(fields["content-length"]) if "content-length" in fields else None
+        if fields.get("transfer-encoding", "identity").lower() != "identity":
+            content = read_chunked(reader)
+            answer = Answer(status, answer_headers, content, len(content))
+        elif length is None:  # the body ends with the connection
+            content = reader.read()
+            answer = Answer(status, answer_headers, content, len(content))
+            fields["connection"] = "close"
+        elif into is not None and 200 <= status < 300 and length <= len(into):
+            read_exactly(reader, memoryview(into)[:length])
+            answer = Answer(status, answer_headers, b"", length)
         else:
-            content = response.read()
-            answer = Answer(response.status, response.getheaders(), content, len(content))
+            whole = bytearray(length)
+            read_exactly(reader, memoryview(whole))
+            answer = Answer(status, answer_headers, bytes(whole), length)
         self.answered = True
-        if response.will_close:
+        if fields.get("connection", "").lower() == "close":
             self.close()
         return answer
 
-    def _open(self) -> http.client.HTTPConnection:
-        endpoint, timeout = self.endpoint, config.CONNECT_TIMEOUT_SECONDS
-        connection = (
-            http.client.HTTPSConnection(endpoint.host, endpoint.port, timeout=timeout, context=endpoint.tls)
-            if endpoint.tls is not None
-            else http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
-        )
+    def _open(self) -> tuple[socket.socket, io.BufferedReader[socket.SocketIO]]:
+        endpoint = self.endpoint
         try:
-            connection.connect()
+            sock = socket.create_connection((endpoint.host, endpoint.port), timeout=config.CONNECT_TIMEOUT_SECONDS)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a body must not wait for an ACK
+            if endpoint.tls is not None:
+                sock = endpoint.tls.wrap_socket(sock, server_hostname=endpoint.host)
+        except ssl.SSLError as error:  # a certificate refused stays refused: fatal, as botocore's SSLError is
+            raise SSLError(endpoint_url=endpoint.url, error=error) from error
         except OSError as error:
-            connection.close()
             raise EndpointConnectionError(endpoint_url=endpoint.url, error=error) from error
-        assert connection.sock is not None
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a body must not wait for an ACK
-        connection.sock.settimeout(config.READ_TIMEOUT_SECONDS)  # connect had its own, shorter one
-        self.http, self.answered = connection, False
-        return connection
+        sock.settimeout(config.READ_TIMEOUT_SECONDS)  # connect had its own, shorter one
+        reader = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=65536)
+        self.sock, self.reader, self.answered = sock, reader, False
+        return sock, reader
 
     def close(self) -> None:
-        if self.http is not None:
-            self.http.close()
-        self.http = None
+        if self.reader is not None:
+            self.reader.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.reader = None, None
 
 
-def read_exactly(response: http.client.HTTPResponse, view: memoryview) -> None:
+def read_head(reader: io.BufferedReader[socket.SocketIO]) -> tuple[int, list[tuple[str, str]], dict[str, str]]:
+    """The status, the headers as sent, and the same by lower-case name."""
+    line = reader.readline(MAX_LINE)
+    if not line:
+        raise http.client.RemoteDisconnected("The server closed the connection without an answer")
+    version, _, rest = line.decode("latin-1").partition(" ")
+    code = rest.partition(" ")[0]
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise http.client.BadStatusLine(line.decode("latin-1", "replace").strip())
+    headers: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    while (line := reader.readline(MAX_LINE)) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.append((name.strip(), value.strip()))
+        fields[name.strip().lower()] = value.strip()
+        if len(headers) > MAX_HEADERS:
+            raise http.client.HTTPException(f"More than {MAX_HEADERS} headers in an answer")
+    if version == "HTTP/1.0" and fields.get("connection", "").lower() != "keep-alive":
+        fields["connection"] = "close"
+    return int(code), headers, fields
+
+
+def read_chunked(reader: io.BufferedReader[socket.SocketIO]) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size = int(reader.readline(MAX_LINE).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        chunk = bytearray(size)
+        read_exactly(reader, memoryview(chunk))
+        parts.append(bytes(chunk))
+        reader.readline(MAX_LINE)
+
+
+def read_exactly(reader: io.BufferedReader[socket.SocketIO], view: memoryview) -> None:
     got = 0
     while got < len(view):
-        count = response.readinto(view[got:])
+        count = reader.readinto(view[got:])
         if not count:
             raise http.client.IncompleteRead(b"", len(view) - got)
         got += count
@@ -150,6 +204,8 @@ def transport_errors(url: str) -> Iterator[None]:
     """Raise socket and HTTP failures as botocore's network errors, which ``aws.call`` retries."""
     try:
         yield
+    except BotoCoreError:
+        raise  # already botocore's (some of them are OSErrors too)
     except TimeoutError as error:
         raise ReadTimeoutError(endpoint_url=url, error=error) from error
     except (OSError, http.client.HTTPException) as error:

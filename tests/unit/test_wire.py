@@ -4,15 +4,18 @@ presigned read that S3 redirects to the bucket's region."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
 
 from uploader import aws, config, wire
 from uploader.range_read import RangeReader
@@ -149,3 +152,98 @@ def test_a_bucket_in_another_region_is_read_through_the_client_which_follows_the
     assert reader.read_into(100, 1123, buffer) == 1024 and bytes(buffer) == content[100:1124]
     assert reader.read(0, 9) == content[:10]  # from now on straight through the client
     assert client.gets == 2
+
+
+def answer_chunked_then_close(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(
+        b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b'5\r\n{"a":\r\n3;ext=1\r\n 1}\r\n0\r\nTrailer: x\r\n\r\n'
+    )
+    connection.close()
+
+
+def answer_garbage(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"SPDY/3 what\r\n\r\n")
+
+
+def test_chunked_answers_and_connection_close_are_honoured(server: Server) -> None:
+    url, accepted = server(answer_chunked_then_close)
+    endpoint = wire.Endpoint(url)
+    answer = put(endpoint)
+    assert (answer.status, answer.body) == (400, b'{"a": 1}')
+    assert put(endpoint).status == 400  # the server said close: a new connection, no stale retry needed
+    assert len(accepted) == 2
+
+
+def test_an_answer_that_is_not_http_is_a_retryable_failure(server: Server) -> None:
+    url, _ = server(answer_garbage)
+    with pytest.raises(ConnectionClosedError) as raised:
+        put(wire.Endpoint(url))
+    assert aws.is_retryable(raised.value)
+
+
+def test_https_verifies_the_servers_certificate_for_its_name_and_carries_the_body(tmp_path: Path) -> None:
+    # GIVEN a TLS server for "localhost" whose certificate the client trusts
+    certificate, key = self_signed_certificate(tmp_path, "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(certificate, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def serve() -> None:
+        with server_context.wrap_socket(listener.accept()[0], server_side=True) as connection:
+            for _ in range(2):
+                head = read_request(connection)
+                received.append(head)
+                connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        try:  # the next client refuses the certificate during the handshake
+            server_context.wrap_socket(listener.accept()[0], server_side=True)
+        except (ssl.SSLError, OSError):
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    endpoint = wire.Endpoint(f"https://localhost:{port}")
+    assert endpoint.tls is not None
+    endpoint.tls = ssl.create_default_context(cafile=str(certificate))
+    # WHEN two requests go over it THEN both are answered on one TLS connection
+    assert put(endpoint).status == 201 and put(endpoint).status == 201
+    assert all(head.startswith(b"PUT /snapshots/snap-1/blocks/0 HTTP/1.1") for head in received)
+    # AND a certificate for another name is refused, and not retried: it would be refused again
+    other = wire.Endpoint(f"https://127.0.0.1:{port}")
+    other.tls = ssl.create_default_context(cafile=str(certificate))
+    with pytest.raises(SSLError, match="certificate verify failed") as raised:
+        put(other)
+    assert not aws.is_retryable(raised.value)
+    listener.close()
+
+
+def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / "cert.pem", directory / "key.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path
