@@ -4,7 +4,7 @@ A worker makes ~125 of these calls a second. Through a botocore client each one 
 CPU beyond the block's own SHA-256, nearly all of it in generic machinery: case-insensitive
 header dicts, event hooks, endpoint rules, ``email``-based header parsing (profiled in
 benchmarks/RESULTS.md). This request is fixed: a path, six headers and a 512 KiB body. So it
-is built here directly, and sent on one keep-alive connection per writer thread (wire.py).
+is built here directly, and sent on kept-alive connections (wire.py).
 
 What it takes from botocore is what must agree with AWS: the endpoint, region and service
 model of an ``ebs`` client, the session's credentials (refreshed by botocore), the CA bundle,
@@ -40,7 +40,7 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 class BlockPutter:
-    """Puts 512 KiB blocks; thread-safe, with one connection per calling thread.
+    """Puts 512 KiB blocks; thread-safe (each call takes its own connection).
 
     Built from public botocore parts only: the Lambda runtime brings its own botocore."""
 

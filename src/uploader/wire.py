@@ -1,9 +1,9 @@
 """Keep-alive HTTP(S) connections for the two calls a worker repeats per block (block_put.py,
 range_read.py), with transport failures raised as botocore's own network errors.
 
-One connection per thread and endpoint, kept open across calls and ranges (a warm Lambda
-sandbox reuses it). A connection the server closed while idle is reopened once at no cost to
-the call; every other transport failure goes to ``aws.call``, which classifies and retries.
+Connections are kept open across calls and ranges (a warm Lambda sandbox reuses them). A
+connection the server closed while idle is reopened once at no cost to the call; every other
+transport failure goes to ``aws.call``, which classifies and retries.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from botocore.httpsession import get_cert_path
 from uploader import config
 
 MAX_LINE = 65_536
+# A worker's readers and writers at once, and a few to spare.
+MAX_IDLE_CONNECTIONS = config.WRITER_THREADS + config.READER_THREADS + 4
 MAX_HEADERS = 100
 # A reused connection failing like this was closed by the server while idle.
 STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected)
@@ -38,7 +40,11 @@ class Answer:
 
 
 class Endpoint:
-    """An AWS endpoint URL, and this process's connections to it (one per thread)."""
+    """An AWS endpoint URL, and this process's idle connections to it.
+
+    A call takes an idle connection (or opens one) and gives it back after its answer, so
+    connections outlive the threads of one range: a warm sandbox's next range reuses them
+    instead of paying a TCP and TLS handshake per thread."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -50,7 +56,8 @@ class Endpoint:
         self.https = parts.scheme == "https"
         # botocore's CA bundle, as the SDK's clients use.
         self.tls = ssl.create_default_context(cafile=get_cert_path(True)) if self.https else None
-        self.local = threading.local()
+        self.idle: list[Connection] = []
+        self.lock = threading.Lock()
 
     def send(
         self,
@@ -63,11 +70,11 @@ class Endpoint:
     ) -> Answer:
         """One request and its whole answer. ``headers`` are sent as given (Host included). A
         successful answer's body goes into ``into`` when it fits: no new buffer per call."""
-        connection = self._connection()
+        connection = self._take()
         for reopened in (not connection.answered, True):
             try:
                 with transport_errors(self.url):
-                    return connection.exchange(method, target, headers, body, into)
+                    answer = connection.exchange(method, target, headers, body, into)
             except ConnectionClosedError as error:
                 connection.close()
                 if reopened or not isinstance(error.__cause__, STALE_CONNECTION):
@@ -75,17 +82,27 @@ class Endpoint:
             except BaseException:
                 connection.close()
                 raise
+            else:
+                self._give_back(connection)
+                return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _connection(self) -> Connection:
-        connection: Connection | None = getattr(self.local, "connection", None)
-        if connection is None:
-            connection = self.local.connection = Connection(self)
-        return connection
+    def _take(self) -> Connection:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return Connection(self)
+
+    def _give_back(self, connection: Connection) -> None:
+        with self.lock:
+            if len(self.idle) < MAX_IDLE_CONNECTIONS:
+                self.idle.append(connection)
+                return
+        connection.close()
 
 
 class Connection:
-    """One thread's connection; reopened after a close.
+    """One connection, used by one call at a time; reopened after a close.
 
     HTTP/1.1 is spoken directly: these answers are a status line, a few headers and a known
     length, and ``http.client`` parses headers with the ``email`` package, which cost more CPU

@@ -9,6 +9,7 @@ import io
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,35 @@ def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return certificate_path, key_path
+
+
+def answer_every_request(connection: socket.socket) -> None:
+    while read_request(connection):
+        time.sleep(0.05)  # slow enough that calls at once overlap
+        connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def test_connections_outlive_the_threads_that_used_them(server: Server) -> None:
+    # A warm sandbox's next range runs on new threads: they reuse the connections (in AWS, the
+    # TLS handshakes), and calls at once each get their own.
+    url, accepted = server(answer_every_request)
+    endpoint = wire.Endpoint(url)
+    for _ in range(3):  # three ranges, one after the other, each on a thread of its own
+        worker = threading.Thread(target=put, args=(endpoint,))
+        worker.start()
+        worker.join()
+    assert len(accepted) == 1
+    start = threading.Barrier(4)
+    answers: list[int] = []
+
+    def calls_at_once() -> None:
+        start.wait()
+        answers.extend(put(endpoint).status for _ in range(3))
+
+    at_once = [threading.Thread(target=calls_at_once) for _ in range(4)]
+    for thread in at_once:
+        thread.start()
+    for thread in at_once:
+        thread.join()
+    assert answers == [201] * 12
+    assert len(accepted) == 4  # the idle one reused, three more opened; none after
