@@ -41,8 +41,9 @@ RANGES_PER_WORKER = 2
 # call takes ~60-150 ms from inside AWS (upload-ami's 64 threads write ~455 blocks/s, which is
 # ~140 ms a call), so holding the limit needs ~150 calls in flight: 8 workers x 24 threads = 192.
 # (32 threads measured worse: more calls bunch up at EBS and get throttled; benchmarks/RESULTS.md.)
-# Pacing keeps them at the limit rather than past it; each worker writes ~125 blocks/s, a third
-# of a 1,769 MB Lambda's vCPU at the measured CPU per block (benchmarks/RESULTS.md).
+# Pacing keeps them at the limit rather than past it; each worker writes ~125 blocks/s, ~15% of
+# a 1,769 MB Lambda's vCPU at the ~1.1 ms per block measured locally (TLS in AWS adds to it;
+# benchmarks/RESULTS.md).
 DEFAULT_MAX_WORKERS = 8
 
 # EBS accepts about 1,000 PutSnapshotBlock calls/s per snapshot, not adjustable (the reference's
