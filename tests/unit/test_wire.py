@@ -51,6 +51,11 @@ def close_without_answering(connection: socket.socket) -> None:
     connection.close()
 
 
+def answer_garbage(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"SPDY/3 what\r\n\r\n")
+
+
 def never_answer(connection: socket.socket) -> None:
     read_request(connection)
     threading.Event().wait(5)
@@ -94,8 +99,9 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_without_failing_t
     assert len(accepted) == 2
 
 
-def test_a_fresh_connection_closed_without_an_answer_is_a_retryable_failure(server: Server) -> None:
-    url, accepted = server(close_without_answering)
+@pytest.mark.parametrize("behaviour", [close_without_answering, answer_garbage], ids=["closed", "not-http"])
+def test_a_fresh_connection_without_a_valid_answer_is_a_retryable_failure(server: Server, behaviour: Behaviour) -> None:
+    url, accepted = server(behaviour)
     with pytest.raises(ConnectionClosedError) as raised:
         put(wire.Endpoint(url))
     assert aws.is_retryable(raised.value)
@@ -164,11 +170,6 @@ def answer_chunked_then_close(connection: socket.socket) -> None:
     connection.close()
 
 
-def answer_garbage(connection: socket.socket) -> None:
-    read_request(connection)
-    connection.sendall(b"SPDY/3 what\r\n\r\n")
-
-
 def test_chunked_answers_and_connection_close_are_honoured(server: Server) -> None:
     url, accepted = server(answer_chunked_then_close)
     endpoint = wire.Endpoint(url)
@@ -176,13 +177,6 @@ def test_chunked_answers_and_connection_close_are_honoured(server: Server) -> No
     assert (answer.status, answer.body) == (400, b'{"a": 1}')
     assert put(endpoint).status == 400  # the server said close: a new connection, no stale retry needed
     assert len(accepted) == 2
-
-
-def test_an_answer_that_is_not_http_is_a_retryable_failure(server: Server) -> None:
-    url, _ = server(answer_garbage)
-    with pytest.raises(ConnectionClosedError) as raised:
-        put(wire.Endpoint(url))
-    assert aws.is_retryable(raised.value)
 
 
 def test_https_verifies_the_servers_certificate_for_its_name_and_carries_the_body(tmp_path: Path) -> None:
