@@ -7,9 +7,11 @@ independent of the provider's) and the emulation's secret key, and checks the pa
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import re
+import time
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -21,6 +23,7 @@ AUTHORIZATION = re.compile(
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})$"
 )
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+MAX_SKEW_SECONDS = 15 * 60  # AWS refuses requests signed further from its clock
 
 
 def signature_problem(environ: dict[str, Any], body: bytes, secret_key: str) -> str | None:
@@ -36,6 +39,14 @@ def signature_problem(environ: dict[str, Any], body: bytes, secret_key: str) -> 
         headers[name] = value
     if "host" not in headers or "x-amz-date" not in headers:
         return "The signature must cover the host and x-amz-date headers."
+    if headers["x-amz-date"][:8] != match["day"]:
+        return f"Credential should be scoped to a valid date: {headers['x-amz-date'][:8]}, not {match['day']}."
+    try:
+        signed_at = calendar.timegm(time.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return f"x-amz-date {headers['x-amz-date']} is not a SigV4 timestamp."
+    if abs(time.time() - signed_at) > MAX_SKEW_SECONDS:
+        return "Signature expired: the request time is more than 15 minutes from the server's."
     payload_hash = headers.get("x-amz-content-sha256") or header(environ, "x-amz-content-sha256")
     if payload_hash not in (None, UNSIGNED_PAYLOAD) and payload_hash != hashlib.sha256(body).hexdigest():
         return "The provided x-amz-content-sha256 header does not match what was computed."

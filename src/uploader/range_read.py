@@ -63,9 +63,16 @@ class RangeReader:
         answer = self._get_through_client(first_byte, last_byte, into) if self.redirected else None
         if answer is None:
             answer = self._get_presigned(first_byte, last_byte, into)
-        if answer.status in (301, 307) and HeadersDict(answer.headers).get("x-amz-bucket-region"):
-            # The bucket lives in another region than this client's: botocore's client follows
-            # S3's redirects (and learns the bucket's region), so it reads from now on.
+        if answer.status == 403 and not self.redirected and b"expired" in answer.body.lower():
+            # Signed too long ago (a sandbox frozen between invocations, say): sign again, once.
+            with self.lock:
+                self.url = None
+            answer = self._get_presigned(first_byte, last_byte, into)
+        region = HeadersDict(answer.headers).get("x-amz-bucket-region")
+        if answer.status in (301, 307, 400) and region and region != self.s3.meta.region_name:
+            # The bucket lives in another region than this client's (S3 redirects, or refuses a
+            # signature for the wrong region): botocore's client follows S3 there, so it reads
+            # from now on.
             self.redirected = True
             answer = self._get_through_client(first_byte, last_byte, into)
         wanted = last_byte - first_byte + 1
@@ -106,12 +113,14 @@ class RangeReader:
 
     def _presigned(self) -> tuple[wire.Endpoint, str]:
         with self.lock:
-            if self.url is None or time.monotonic() - self.url[0] > URL_LIFETIME_SECONDS / 2:
+            # Wall-clock time, as S3 judges the URL's age (a monotonic clock may stand still
+            # while a Lambda sandbox is frozen).
+            if self.url is None or time.time() - self.url[0] > URL_LIFETIME_SECONDS / 2:
                 url = self.s3.generate_presigned_url(
                     "get_object", Params={"Bucket": self.bucket, "Key": self.key}, ExpiresIn=URL_LIFETIME_SECONDS
                 )
                 parts = urlsplit(url)
-                self.url = (time.monotonic(), endpoint_for(f"{parts.scheme}://{parts.netloc}"), f"{parts.path}?{parts.query}")
+                self.url = (time.time(), endpoint_for(f"{parts.scheme}://{parts.netloc}"), f"{parts.path}?{parts.query}")
             return self.url[1], self.url[2]
 
 

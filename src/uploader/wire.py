@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
+import select
 import socket
 import ssl
 import threading
@@ -27,6 +29,7 @@ MAX_LINE = 65_536
 # A worker's readers and writers at once, and a few to spare.
 MAX_IDLE_CONNECTIONS = config.WRITER_THREADS + config.READER_THREADS + 4
 MAX_HEADERS = 100
+MAX_UNSIZED_BODY = 1 << 20
 # A reused connection failing like this was closed by the server while idle.
 STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected)
 
@@ -54,8 +57,9 @@ class Endpoint:
         self.netloc = parts.netloc
         self.base_path = parts.path.rstrip("/")
         self.https = parts.scheme == "https"
-        # botocore's CA bundle, as the SDK's clients use.
-        self.tls = ssl.create_default_context(cafile=get_cert_path(True)) if self.https else None
+        # The CA bundle the SDK's clients use: AWS_CA_BUNDLE, else botocore's.
+        bundle = os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
+        self.tls = ssl.create_default_context(cafile=bundle) if self.https else None
         self.idle: list[Connection] = []
         self.lock = threading.Lock()
 
@@ -88,14 +92,18 @@ class Endpoint:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _take(self) -> Connection:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
-        return Connection(self)
+        while True:
+            with self.lock:
+                connection = self.idle.pop() if self.idle else None
+            if connection is None:
+                return Connection(self)
+            if connection.reusable():
+                return connection
+            connection.close()
 
     def _give_back(self, connection: Connection) -> None:
         with self.lock:
-            if len(self.idle) < MAX_IDLE_CONNECTIONS:
+            if connection.sock is not None and len(self.idle) < MAX_IDLE_CONNECTIONS:
                 self.idle.append(connection)
                 return
         connection.close()
@@ -123,19 +131,39 @@ class Connection:
         lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers)]
         if body is not None:
             lines.append(f"content-length: {len(body)}")
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        if body:
-            sock.sendall(body)
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            if body:
+                sock.sendall(body)
+        except (BrokenPipeError, ConnectionResetError) as error:
+            # The server may have answered (a refusal) and closed before taking the whole body:
+            # its answer, if it can still be read, says more than the broken pipe.
+            try:
+                answer = self._answer(reader, into)
+            except (OSError, http.client.HTTPException):
+                raise error from None
+            self.close()
+            return answer
+        return self._answer(reader, into)
+
+    def _answer(self, reader: io.BufferedReader[socket.SocketIO], into: bytearray | None) -> Answer:
         status, answer_headers, fields = read_head(reader)
+        while 100 <= status < 200:  # interim answers (100 Continue): the real one follows
+            status, answer_headers, fields = read_head(reader)
         length = int(fields["content-length"]) if "content-length" in fields else None
-        if fields.get("transfer-encoding", "identity").lower() != "identity":
+        if status in (204, 304):
+            answer = Answer(status, answer_headers, b"", 0)
+        elif fields.get("transfer-encoding", "identity").lower() != "identity":
             content = read_chunked(reader)
             answer = Answer(status, answer_headers, content, len(content))
-        elif length is None:  # the body ends with the connection
-            content = reader.read()
+        elif length is None:  # the body ends with the connection; never more than a range or an error
+            content = reader.read((len(into) if into is not None else MAX_UNSIZED_BODY) + 1)
             answer = Answer(status, answer_headers, content, len(content))
             fields["connection"] = "close"
-        elif into is not None and 200 <= status < 300 and length <= len(into):
+        elif into is not None and 200 <= status < 300:
+            if length > len(into):  # not the range asked for (a whole object?): never read it into memory
+                self.close()
+                return Answer(status, answer_headers, b"", length)
             read_exactly(reader, memoryview(into)[:length])
             answer = Answer(status, answer_headers, b"", length)
         else:
@@ -147,6 +175,17 @@ class Connection:
             self.close()
         return answer
 
+    def reusable(self) -> bool:
+        """Whether an idle connection is still open with nothing unread: a server that closed it,
+        or sent something unasked, makes it readable (as urllib3 checks before reusing one)."""
+        sock = self.sock
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable
+
     def _open(self) -> tuple[socket.socket, io.BufferedReader[socket.SocketIO]]:
         endpoint = self.endpoint
         try:
@@ -154,7 +193,7 @@ class Connection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a body must not wait for an ACK
             if endpoint.tls is not None:
                 sock = endpoint.tls.wrap_socket(sock, server_hostname=endpoint.host)
-        except ssl.SSLError as error:  # a certificate refused stays refused: fatal, as botocore's SSLError is
+        except ssl.SSLCertVerificationError as error:  # refused now, refused on retry: fatal, as botocore has it
             raise SSLError(endpoint_url=endpoint.url, error=error) from error
         except OSError as error:
             raise EndpointConnectionError(endpoint_url=endpoint.url, error=error) from error
@@ -168,7 +207,7 @@ class Connection:
             self.reader.close()
         if self.sock is not None:
             self.sock.close()
-        self.sock, self.reader = None, None
+        self.sock, self.reader, self.answered = None, None, False
 
 
 def read_head(reader: io.BufferedReader[socket.SocketIO]) -> tuple[int, list[tuple[str, str]], dict[str, str]]:
@@ -196,7 +235,10 @@ def read_head(reader: io.BufferedReader[socket.SocketIO]) -> tuple[int, list[tup
 def read_chunked(reader: io.BufferedReader[socket.SocketIO]) -> bytes:
     parts: list[bytes] = []
     while True:
-        size = int(reader.readline(MAX_LINE).split(b";")[0].strip() or b"0", 16)
+        line = reader.readline(MAX_LINE)
+        if not line:
+            raise http.client.IncompleteRead(b"".join(parts))
+        size = int(line.split(b";")[0].strip() or b"0", 16)
         if size == 0:
             while reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
@@ -204,7 +246,8 @@ def read_chunked(reader: io.BufferedReader[socket.SocketIO]) -> bytes:
         chunk = bytearray(size)
         read_exactly(reader, memoryview(chunk))
         parts.append(bytes(chunk))
-        reader.readline(MAX_LINE)
+        if reader.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+            raise http.client.IncompleteRead(b"".join(parts))
 
 
 def read_exactly(reader: io.BufferedReader[socket.SocketIO], view: memoryview) -> None:

@@ -125,3 +125,21 @@ def test_the_workers_presigned_urls_are_sigv4(emulation: LocalEmulation, cloudfo
     reader.read(0, 9)
     assert reader.url is not None
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in reader.url[2] and "X-Amz-Credential=" in reader.url[2]
+
+
+def test_a_url_that_expired_while_cached_is_signed_again_not_failed(
+    emulation: LocalEmulation, cloudformation: CloudFormation
+) -> None:
+    # GIVEN a reader whose cached URL S3 now calls expired, though the reader thinks it fresh
+    # (a sandbox frozen between invocations, say)
+    content = os.urandom(BLOCK)
+    bucket, key = emulation.stage_image(cloudformation.image(content))
+    reader = RangeReader(aws.client("s3"), bucket, key, None)
+    assert reader.read(0, 9) == content[:10]
+    assert reader.url is not None
+    signed_at, endpoint, target = reader.url
+    reader.url = (signed_at, endpoint, target.replace("X-Amz-Expires=900", "X-Amz-Expires=1"))
+    time.sleep(1.1)
+    # WHEN it reads THEN S3's 403 makes it sign again, once, and the read succeeds
+    assert reader.read(10, 19) == content[10:20]
+    assert reader.url is not None and "X-Amz-Expires=900" in reader.url[2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -152,3 +153,20 @@ def test_the_providers_own_block_requests_are_signed_as_aws_checks_them(
 def block_token(ebs: Any, snapshot_id: str, index: int) -> str:
     blocks = ebs.list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"]
     return str(next(block["BlockToken"] for block in blocks if block["BlockIndex"] == index))
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "problem"), [(3600, "Signature expired"), (0, "Credential should be scoped to a valid date")]
+)
+def test_a_block_signed_too_long_ago_or_for_another_day_is_refused(
+    snapshot: str, emulation: LocalEmulation, seconds_ago: int, problem: str
+) -> None:
+    putter = aws.block_putter()
+    data = os.urandom(BLOCK)
+    path, headers = putter.signed_headers(snapshot, 0, hashlib.sha256(data).digest(), BLOCK, now=time.time() - seconds_ago)
+    if seconds_ago == 0:  # signed now, but the credential scope names another day
+        headers = [
+            (name, value.replace("/" + time.strftime("%Y%m%d", time.gmtime()) + "/", "/20200101/")) for name, value in headers
+        ]
+    answer = putter.endpoint.send("PUT", path, headers, data)
+    assert answer.status == 403 and problem.encode() in answer.body, answer.body

@@ -4,6 +4,7 @@ presigned read that S3 redirects to the bucket's region."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import socket
@@ -125,12 +126,18 @@ def test_nothing_listening_is_an_endpoint_connection_error() -> None:
     assert aws.is_retryable(raised.value)
 
 
-def answer_moved_permanently(connection: socket.socket) -> None:
-    while read_request(connection):
-        connection.sendall(
-            b"HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: us-west-2\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: 53\r\n\r\n<Error><Code>PermanentRedirect</Code></Error>        "
-        )
+def elsewhere(status: bytes) -> Behaviour:
+    """S3's answer to a presigned GET sent to the wrong region: a redirect, or a 400 refusing
+    the signature's region; both name the bucket's region."""
+
+    def answer(connection: socket.socket) -> None:
+        while read_request(connection):
+            connection.sendall(
+                b"HTTP/1.1 " + status + b"\r\nx-amz-bucket-region: us-west-2\r\nContent-Type: application/xml\r\n"
+                b"Content-Length: 53\r\n\r\n<Error><Code>PermanentRedirect</Code></Error>        "
+            )
+
+    return answer
 
 
 class ClientInAnotherRegion:
@@ -150,8 +157,9 @@ class ClientInAnotherRegion:
         return {"Body": io.BytesIO(self.content[first : last + 1])}
 
 
-def test_a_bucket_in_another_region_is_read_through_the_client_which_follows_the_redirect(server: Server) -> None:
-    url, _ = server(answer_moved_permanently)
+@pytest.mark.parametrize("status", [b"301 Moved Permanently", b"307 Temporary Redirect", b"400 Bad Request"])
+def test_a_bucket_in_another_region_is_read_through_the_client_which_follows_the_redirect(server: Server, status: bytes) -> None:
+    url, _ = server(elsewhere(status))
     content = bytes(range(256)) * 64
     client = ClientInAnotherRegion(url, content)
     reader = RangeReader(client, "bucket", "key", None)
@@ -274,3 +282,98 @@ def test_connections_outlive_the_threads_that_used_them(server: Server) -> None:
         thread.join()
     assert answers == [201] * 12
     assert len(accepted) == 4  # the idle one reused, three more opened; none after
+
+
+def refuse_after_the_headers(connection: socket.socket) -> None:
+    """Answers 403 as soon as the request's headers are in, and closes without reading the body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    connection.sendall(b'HTTP/1.1 403 Forbidden\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{"denied":1}  ')
+    connection.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)
+    connection.close()
+
+
+def test_an_answer_sent_before_the_body_was_taken_is_read_not_lost(server: Server) -> None:
+    url, _ = server(refuse_after_the_headers)
+    endpoint = wire.Endpoint(url)
+    answer = endpoint.send("PUT", "/snapshots/snap-1/blocks/0", [("host", endpoint.netloc)], bytes(16 << 20))
+    assert (answer.status, answer.body) == (403, b'{"denied":1}  ')
+
+
+def answer_interim_then_final_then_no_content(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def test_interim_answers_are_skipped_and_a_204_has_no_body(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "READ_TIMEOUT_SECONDS", 2)
+    url, accepted = server(answer_interim_then_final_then_no_content)
+    endpoint = wire.Endpoint(url)
+    started = time.monotonic()
+    assert [put(endpoint).status for _ in range(3)] == [201, 204, 201]
+    assert time.monotonic() - started < 1 and len(accepted) == 1  # no wait for a body that never comes
+
+
+def answer_then_speak_unasked(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+    time.sleep(0.05)
+    connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")  # while idle, unasked
+    with contextlib.suppress(OSError):  # the client drops this connection
+        while read_request(connection):
+            connection.sendall(b"HTTP/1.1 500 Wrong\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_an_idle_connection_with_unasked_bytes_is_not_reused(server: Server) -> None:
+    url, accepted = server(answer_then_speak_unasked)
+    endpoint = wire.Endpoint(url)
+    assert put(endpoint).status == 201
+    time.sleep(0.2)
+    assert put(endpoint).status == 201  # a new connection's answer, not the stray 400
+    assert len(accepted) == 2
+
+
+def answer_truncated_chunks(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    connection.close()
+
+
+def test_chunked_answer_cut_short_is_a_retryable_failure(server: Server) -> None:
+    url, _ = server(answer_truncated_chunks)
+    with pytest.raises(ConnectionClosedError) as raised:
+        put(wire.Endpoint(url))
+    assert aws.is_retryable(raised.value)
+
+
+def answer_whole_object(connection: socket.socket) -> None:
+    read_request(connection)
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n" + bytes(65536))
+    time.sleep(0.5)
+
+
+def test_a_success_larger_than_the_buffer_is_not_read_into_memory(server: Server) -> None:
+    url, _ = server(answer_whole_object)
+    endpoint = wire.Endpoint(url)
+    answer = endpoint.send("GET", "/bucket/key", [("host", endpoint.netloc), ("range", "bytes=0-1023")], into=bytearray(1024))
+    assert (answer.status, answer.length, answer.body) == (200, 1 << 30, b"")
+    assert endpoint.idle == []  # the connection with a gigabyte unread is closed, not kept
+
+
+def close_during_handshake(connection: socket.socket) -> None:
+    connection.recv(65536)  # the ClientHello
+    connection.close()
+
+
+def test_a_tls_handshake_cut_off_is_retried_not_fatal(server: Server) -> None:
+    url, _ = server(close_during_handshake)
+    endpoint = wire.Endpoint(url.replace("http://", "https://"))
+    with pytest.raises(EndpointConnectionError) as raised:
+        put(endpoint)
+    assert aws.is_retryable(raised.value)
