@@ -69,10 +69,12 @@ class RangeReader:
                 self.url = None
             answer = self._get_presigned(first_byte, last_byte, into)
         region = HeadersDict(answer.headers).get("x-amz-bucket-region")
-        if answer.status in (301, 307, 400) and region and region != self.s3.meta.region_name:
-            # The bucket lives in another region than this client's (S3 redirects, or refuses a
-            # signature for the wrong region): botocore's client follows S3 there, so it reads
-            # from now on.
+        elsewhere = answer.status == 400 and region and region != self.s3.meta.region_name
+        if answer.status in (301, 307) or elsewhere:
+            # botocore presigns for the global endpoint (bucket.s3.amazonaws.com): S3 redirects
+            # from there for a bucket created in the last day, and for one in another region
+            # redirects or refuses the signature's region. botocore's client follows S3 to the
+            # bucket's regional endpoint, so it reads from now on.
             self.redirected = True
             answer = self._get_through_client(first_byte, last_byte, into)
         wanted = last_byte - first_byte + 1

@@ -91,15 +91,35 @@ def write_range(job: Job, index: int) -> RangeResult:
 
 def read_chunks(run: RangeRun) -> None:
     """Reader thread: GET chunks until none is left, queueing the blocks worth writing."""
-    # One buffer per reader, refilled by every GET: a new 4 MiB buffer per chunk costs the
-    # kernel page faults, which for a sparse image were most of the reading (RESULTS.md).
-    buffer = bytearray(config.READ_CHUNK_BLOCKS * geometry.BLOCK_SIZE)
+    buffer = take_read_buffer()
     try:
         while not run.stop.is_set() and (chunk := run.next_chunk()) is not None:
             for block in read_chunk(run.job, *chunk, buffer):
                 run.blocks.put(block)  # waits while the writers are behind: memory stays bounded
     except BaseException as error:  # noqa: BLE001 - handed to write_range, which raises it
         run.fail(error)
+    finally:
+        give_back_read_buffer(buffer)
+
+
+# One 4 MiB buffer per reader, refilled by every GET and kept for the sandbox's next range:
+# a new one costs 1,024 page faults before its first byte (measured), which a small range of a
+# sparse image would pay for every ~32 MiB it reads. A buffer is used by one reader at a time.
+_read_buffers: list[bytearray] = []
+_read_buffers_lock = threading.Lock()
+
+
+def take_read_buffer() -> bytearray:
+    with _read_buffers_lock:
+        if _read_buffers:
+            return _read_buffers.pop()
+    return bytearray(config.READ_CHUNK_BLOCKS * geometry.BLOCK_SIZE)
+
+
+def give_back_read_buffer(buffer: bytearray) -> None:
+    with _read_buffers_lock:
+        if len(_read_buffers) < config.READER_THREADS:
+            _read_buffers.append(buffer)
 
 
 def read_chunk(job: Job, first_block: int, block_count: int, buffer: bytearray) -> Iterator[tuple[int, bytes]]:

@@ -126,14 +126,14 @@ def test_nothing_listening_is_an_endpoint_connection_error() -> None:
     assert aws.is_retryable(raised.value)
 
 
-def elsewhere(status: bytes) -> Behaviour:
-    """S3's answer to a presigned GET sent to the wrong region: a redirect, or a 400 refusing
-    the signature's region; both name the bucket's region."""
+def elsewhere(status: bytes, region: bytes = b"us-west-2") -> Behaviour:
+    """S3's answer to a presigned GET it will not serve there: a redirect (a bucket in another
+    region, or created in the last day), or a 400 refusing the signature's region."""
 
     def answer(connection: socket.socket) -> None:
         while read_request(connection):
             connection.sendall(
-                b"HTTP/1.1 " + status + b"\r\nx-amz-bucket-region: us-west-2\r\nContent-Type: application/xml\r\n"
+                b"HTTP/1.1 " + status + b"\r\nx-amz-bucket-region: " + region + b"\r\nContent-Type: application/xml\r\n"
                 b"Content-Length: 53\r\n\r\n<Error><Code>PermanentRedirect</Code></Error>        "
             )
 
@@ -157,9 +157,18 @@ class ClientInAnotherRegion:
         return {"Body": io.BytesIO(self.content[first : last + 1])}
 
 
-@pytest.mark.parametrize("status", [b"301 Moved Permanently", b"307 Temporary Redirect", b"400 Bad Request"])
-def test_a_bucket_in_another_region_is_read_through_the_client_which_follows_the_redirect(server: Server, status: bytes) -> None:
-    url, _ = server(elsewhere(status))
+@pytest.mark.parametrize(
+    ("status", "region"),
+    [
+        (b"301 Moved Permanently", b"us-west-2"),
+        (b"307 Temporary Redirect", b"eu-west-1"),  # a new bucket in the client's own region
+        (b"400 Bad Request", b"us-west-2"),
+    ],
+)
+def test_a_bucket_s3_will_not_serve_there_is_read_through_the_client_which_follows_s3(
+    server: Server, status: bytes, region: bytes
+) -> None:
+    url, _ = server(elsewhere(status, region))
     content = bytes(range(256)) * 64
     client = ClientInAnotherRegion(url, content)
     reader = RangeReader(client, "bucket", "key", None)
