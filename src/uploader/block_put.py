@@ -35,7 +35,6 @@ from botocore.parsers import create_parser
 from uploader import digests, geometry, wire
 
 OPERATION = "PutSnapshotBlock"
-USER_AGENT = "ebs-snapshot-provider/0.1"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
@@ -82,7 +81,7 @@ class BlockPutter:
         to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self._key(frozen.secret_key, amz_date[:8]), to_sign.encode(), hashlib.sha256).hexdigest()
         authorization = f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
-        return path, [*headers, ("authorization", authorization), ("user-agent", USER_AGENT)]
+        return path, [*headers, ("authorization", authorization), ("user-agent", wire.USER_AGENT)]
 
     def _key(self, secret_key: str, day: str) -> bytes:
         """The day's signing key, derived once a day instead of four HMACs per block."""

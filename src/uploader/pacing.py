@@ -2,9 +2,9 @@
 limit instead of far past it (where most calls would be throttled and retried).
 
 Each worker holds a token bucket filled at its share of the limit (``Job.write_rate_per_worker``)
-and adapts: throttling cuts its rate to 70% (once per second at most: the calls in flight are
-throttled together), and it wins the share back over a few seconds (10% of it per second), so a
-limit lower than assumed holds the rate down instead of being retried into.
+and adapts: throttling cuts its rate to 70% (once per ``CUT_HOLDOFF_SECONDS`` at most: the
+calls in flight are throttled together), and it wins the share back over a few seconds (10% of
+it per second), so a limit lower than assumed holds the rate down instead of being retried into.
 
 The bucket holds up to ``BURST_SECONDS`` of the share, so time a worker spends not writing
 (between two ranges, or while its threads wait for S3) is made up right after instead of lost:

@@ -26,7 +26,6 @@ from botocore.parsers import create_parser
 from uploader import wire
 
 OPERATION = "GetObject"
-USER_AGENT = "ebs-snapshot-provider/0.1"
 # A URL is signed for this long and replaced after half of it, so none expires in flight
 # (a range takes at most Lambda's 15 minutes, and a call its retry budget).
 URL_LIFETIME_SECONDS = 900
@@ -60,8 +59,9 @@ class RangeReader:
         return self._get(first_byte, last_byte, buffer).length
 
     def _get(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
-        answer = self._get_through_client(first_byte, last_byte, into) if self.redirected else None
-        if answer is None:
+        if self.redirected:
+            answer = self._get_through_client(first_byte, last_byte, into)
+        else:
             answer = self._get_presigned(first_byte, last_byte, into)
         if answer.status == 403 and not self.redirected and b"expired" in answer.body.lower():
             # Signed too long ago (a sandbox frozen between invocations, say): sign again, once.
@@ -98,7 +98,7 @@ class RangeReader:
 
     def _get_presigned(self, first_byte: int, last_byte: int, into: bytearray | None) -> wire.Answer:
         endpoint, target = self._presigned()
-        headers = [("host", endpoint.netloc), ("range", f"bytes={first_byte}-{last_byte}"), ("user-agent", USER_AGENT)]
+        headers = [("host", endpoint.netloc), ("range", f"bytes={first_byte}-{last_byte}"), ("user-agent", wire.USER_AGENT)]
         if self.etag:
             headers.append(("if-match", self.etag))
         return endpoint.send("GET", target, headers, into=into)

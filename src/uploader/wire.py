@@ -25,6 +25,7 @@ from botocore.httpsession import get_cert_path
 
 from uploader import config
 
+USER_AGENT = "ebs-snapshot-provider/0.1"  # both per-block calls send it
 MAX_LINE = 65_536
 # A worker's readers and writers at once, and a few to spare.
 MAX_IDLE_CONNECTIONS = config.WRITER_THREADS + config.READER_THREADS + 4
